@@ -1,0 +1,98 @@
+"""HTTP API, web UI and command line of Gnomon.
+
+Rule: `app` turns HTTP requests and command lines into calls on `definitions`
+and `scheduler`, and their answers back into HTTP or text. It never writes run
+or task state itself and never talks to Docker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask, request
+from peewee import Database
+from prometheus_client import CollectorRegistry
+
+from app import config as settings_table
+from app import errors, metrics, openapi, process_definitions, processes, tasks
+from app.state import EXTENSION_KEY, Gnomon
+from executor import Executor
+from scheduler.database import migrate, open_database
+from scheduler.service import Scheduler, SchedulerSettings, utc_now
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the app: settings, database (migrated), executor, scheduler, routes, metrics.
+
+    Nothing starts here: `gnomon serve` calls `scheduler.start()`.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(settings_table.defaults())
+    app.config.from_prefixed_env("GNOMON")
+    app.config.from_mapping(config or {})
+    settings = settings_table.validate(app.config)
+    app.config.update(settings)
+    database = open_database(settings["DATABASE_URL"])
+    with database.connection_context():
+        migrate(database)
+    registry = CollectorRegistry()
+    scheduler = Scheduler(build_executor(settings), scheduler_settings(settings), registry=registry)
+    app.extensions[EXTENSION_KEY] = Gnomon(database, scheduler, registry, settings)
+    errors.init_app(app)
+    metrics.init_app(app, registry)
+    init_connections(app, database)
+    for blueprint in (process_definitions.bp, processes.bp, tasks.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
+    """The scheduler's part of the settings."""
+    return SchedulerSettings(
+        public_url=settings["PUBLIC_URL"],
+        max_running_containers=settings["MAX_RUNNING_CONTAINERS"],
+        tick_seconds=settings["TICK_SECONDS"],
+        on_time_seconds=settings["ON_TIME_SECONDS"],
+        max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
+    )
+
+
+def build_executor(settings: Mapping[str, object]) -> Executor:
+    """The container backend named by EXECUTOR; imported only when chosen."""
+    if settings["EXECUTOR"] == "fake":
+        from executor.fake import FakeExecutor
+
+        return FakeExecutor(clock=utc_now)  # real time: its runs show in the API
+    from executor.docker_executor import DockerExecutor, DockerSettings
+
+    return DockerExecutor(
+        DockerSettings(
+            instance=settings["INSTANCE"],
+            network_mode=settings["DOCKER_NETWORK_MODE"],
+            docker_host=settings["DOCKER_HOST"] or None,
+            log_cap_bytes=settings["LOG_CAP_BYTES"],
+            kill_grace_seconds=settings["KILL_GRACE_SECONDS"],
+            keep_failed_containers=settings["KEEP_FAILED_CONTAINERS"],
+            pull_timeout_seconds=settings["PULL_TIMEOUT_SECONDS"],
+            reconcile_interval_seconds=settings["RECONCILE_INTERVAL_SECONDS"],
+        )
+    )
+
+
+def init_connections(app: Flask, database: Database) -> None:
+    """One database connection per request, closed when the request ends."""
+    # The internal endpoints connect lazily, so that a health check with the database
+    # down answers `unhealthy` rather than failing before it runs.
+    exempt = {"internal"}
+
+    @app.before_request
+    def connect() -> None:
+        """Open this thread's connection for the request."""
+        if request.blueprint not in exempt:
+            database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close(_error: BaseException | None) -> None:
+        """Give the connection back, however the request ended."""
+        if not database.is_closed():
+            database.close()

@@ -1,0 +1,97 @@
+"""The `gnomon` command: `gnomon serve` runs the API and the scheduler under waitress."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import click
+from peewee import PeeweeException
+from waitress.server import create_server
+
+from app import cli_client, create_app
+from app.config import ConfigError
+from app.state import EXTENSION_KEY, Gnomon
+from scheduler.database import describe
+
+log = logging.getLogger("gnomon")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.group()
+def main() -> None:
+    """Gnomon: scheduled Docker jobs with Sundial's HTTP API."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [GNOMON_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [GNOMON_PORT, default 8080].")
+@click.option("--database-url", help="Database URL [GNOMON_DATABASE_URL].")
+def serve(host: str | None, port: int | None, database_url: str | None) -> None:
+    """Serve the API and run the scheduler until SIGTERM or SIGINT."""
+    configure_logging("INFO")  # until the configuration, which may lower it, is read
+    overrides = {"HOST": host, "PORT": port, "DATABASE_URL": database_url}
+    try:
+        app = create_app({k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    except PeeweeException as error:  # the database is down, or the URL names no database
+        raise click.ClickException(f"Cannot open the database: {error}") from error
+    logging.getLogger().setLevel(str(app.config["LOG_LEVEL"]))
+    state: Gnomon = app.extensions[EXTENSION_KEY]
+    server = create_server(
+        app,
+        host=app.config["HOST"],
+        port=app.config["PORT"],
+        threads=app.config["SERVE_THREADS"],
+        ident="gnomon",
+    )
+    if app.config["SCHEDULER_ENABLED"]:
+        state.scheduler.start()
+    log.info(
+        "listening on %s, database %s, scheduler %s",
+        listen_urls(server),
+        describe(state.database),
+        "on" if app.config["SCHEDULER_ENABLED"] else "off",
+    )
+    stop_on_signals()
+    try:
+        server.run()  # returns once a signal handler raised KeyboardInterrupt
+    finally:
+        server.close()
+        state.scheduler.stop()  # containers keep running; the next start re-attaches them
+        log.info("stopped")
+
+
+cli_client.register(main)
+
+
+def listen_urls(server: object) -> str:
+    """The URLs waitress listens on (a host name such as localhost may give several)."""
+    sockets = getattr(server, "effective_listen", None) or [
+        (server.effective_host, server.effective_port)
+    ]
+    return ", ".join(
+        f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+        for host, port in sockets
+    )
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM behave like SIGINT: waitress's loop ends on KeyboardInterrupt."""
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def configure_logging(level: str) -> None:
+    """Plain lines with time, level and logger name on stderr."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # APScheduler logs every scheduler tick at INFO; only its warnings are news
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,254 @@
+"""Gnomon's settings: one table of keys, defaults, types and meanings, checked once at start-up.
+
+Each key is read from, in order: the table's default, an environment variable
+`GNOMON_<KEY>`, then the mapping given to `create_app`. `validate` turns the
+result into typed values or one `ConfigError` listing every problem in plain
+sentences. `SETTINGS` is also what the README's configuration section shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+Check = Callable[[object], str | None]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says every reason in sentences."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid configuration:\n" + "\n".join(f"- {p}" for p in problems))
+        self.problems = problems
+
+
+def at_least(minimum: float) -> Check:
+    """A check that a number is `minimum` or more."""
+    return lambda value: None if value >= minimum else f"must be at least {minimum}"
+
+
+def between(low: int, high: int) -> Check:
+    """A check that an integer lies in [low, high]."""
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
+def one_of(*choices: str) -> Check:
+    """A check that a string is one of `choices`."""
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def url_with_scheme(*schemes: str) -> Check:
+    """A check that a string is a URL with one of `schemes`, or empty (meaning: derive it)."""
+    pattern = re.compile(rf"^({'|'.join(schemes)})://\S+$")
+    return lambda value: (
+        None
+        if not value or pattern.match(value)
+        else (f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its default, Python type, meaning and an optional check."""
+
+    key: str
+    default: object
+    type: type
+    description: str
+    check: Check | None = None
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that sets this key."""
+        return f"GNOMON_{self.key}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL", "sqlite:///var/gnomon.db", str,
+        "Database to use: sqlite:///relative/path, sqlite:////absolute/path or "
+        "postgresql://user:password@host:port/name. A relative SQLite path is relative "
+        "to the working directory.",
+        url_with_scheme("sqlite", "postgresql", "postgres"),
+    ),
+    Setting("HOST", "127.0.0.1", str, "Address `gnomon serve` listens on."),
+    Setting("PORT", 8080, int, "TCP port `gnomon serve` listens on.", between(1, 65535)),
+    Setting(
+        "PUBLIC_URL", "", str,
+        "Base URL task containers use to call back (log entries, metadata, succeed/fail). "
+        "Empty means http://HOST:PORT, which containers on a bridge network usually cannot "
+        "reach: set it to an address they can.",
+        url_with_scheme("http", "https"),
+    ),
+    Setting(
+        "EXECUTOR", "docker", str,
+        "Container backend: `docker` (the Docker Engine) or `fake` (in-memory, for tests).",
+        one_of("docker", "fake"),
+    ),
+    Setting(
+        "INSTANCE", "default", str,
+        "Name of this Gnomon instance; labels its containers so that two instances "
+        "sharing a Docker Engine leave each other's containers alone.",
+        lambda value: None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value) else (
+            "must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        ),
+    ),
+    Setting(
+        "DOCKER_HOST", "", str,
+        "Docker Engine address (e.g. unix:///var/run/docker.sock); empty means the "
+        "DOCKER_HOST environment variable or the local default.",
+    ),
+    Setting(
+        "DOCKER_NETWORK_MODE", "bridge", str,
+        "Docker network mode of task containers (bridge, host, or a network name).",
+        lambda value: None if value else "must not be empty",
+    ),
+    Setting(
+        "MAX_RUNNING_CONTAINERS", 16, int,
+        "Most task containers running at once; further attempts wait as `pending`.",
+        at_least(1),
+    ),
+    Setting(
+        "LOG_CAP_BYTES", 10 * MIB, int,
+        "Most bytes of container output stored per attempt; the rest is dropped with a note.",
+        at_least(0),
+    ),
+    Setting(
+        "KILL_GRACE_SECONDS", 10, int,
+        "Seconds between SIGTERM and SIGKILL when a container is killed.",
+        at_least(0),
+    ),
+    Setting(
+        "KEEP_FAILED_CONTAINERS", False, bool,
+        "Keep the containers of failed attempts for inspection instead of removing them.",
+    ),
+    Setting(
+        "PULL_TIMEOUT_SECONDS", 120, int,
+        "Seconds an image pull may take before the attempt fails.",
+        at_least(1),
+    ),
+    Setting(
+        "RECONCILE_INTERVAL_SECONDS", 30.0, float,
+        "Seconds between checks that the containers the database believes running still are.",
+        at_least(1),
+    ),
+    Setting(
+        "TICK_SECONDS", 5.0, float,
+        "Seconds between scheduler passes (due fires, waiting attempts, timeouts).",
+        at_least(0.1),
+    ),
+    Setting(
+        "ON_TIME_SECONDS", 60.0, float,
+        "A fire that starts later than this after its time counts as missed (the service "
+        "was down) and follows the definition's misfire_policy.",
+        at_least(1),
+    ),
+    Setting(
+        "MAX_CATCH_UP_RUNS", 10, int,
+        "Most missed runs a `run_all` misfire policy starts when the definition sets no "
+        "max_catch_up_runs.",
+        at_least(1),
+    ),
+    Setting(
+        "SCHEDULER_ENABLED", True, bool,
+        "Run the scheduler loop in `gnomon serve`; false serves the API only "
+        "(manual triggers still create runs).",
+    ),
+    Setting(
+        "MAX_RECORDS_DEFAULT", 100, int,
+        "Most items /api/processes and /api/tasks return when the request gives no "
+        "max_records or limit.",
+        at_least(1),
+    ),
+    Setting(
+        "MAX_CONTENT_LENGTH", 1 * MIB, int,
+        "Largest request body accepted, in bytes; larger ones get 413.",
+        at_least(1024),
+    ),
+    Setting(
+        "SERVE_THREADS", 8, int,
+        "Worker threads of the waitress server started by `gnomon serve`.",
+        at_least(8),
+    ),
+    Setting(
+        "LOG_LEVEL", "INFO", str,
+        "Logging level of `gnomon serve` (DEBUG, INFO, WARNING, ERROR).",
+        one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+)  # fmt: skip
+
+BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def defaults() -> dict[str, object]:
+    """Every key with its default value."""
+    return {setting.key: setting.default for setting in SETTINGS}
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table, for the README's configuration section."""
+    rows = ["| Environment variable | Default | Meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        default = "(empty)" if setting.default == "" else f"`{setting.default}`"
+        rows.append(f"| `{setting.env_var}` | {default} | {setting.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def validate(config: Mapping[str, object]) -> dict[str, object]:
+    """The typed values of every key in `config`; raises ConfigError naming each bad one."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        try:
+            values[setting.key] = _typed(setting, config.get(setting.key, setting.default))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ConfigError(problems)
+    if not values["PUBLIC_URL"]:
+        values["PUBLIC_URL"] = f"http://{values['HOST']}:{values['PORT']}"
+    return values
+
+
+def _typed(setting: Setting, raw: object) -> object:
+    """`raw` converted to the setting's type and checked; ValueError with a sentence if not."""
+    value = _convert(setting, raw)
+    problem = setting.check(value) if setting.check else None
+    if problem:
+        raise ValueError(f"{setting.key} (env {setting.env_var}) {problem}, not {raw!r}.")
+    return value
+
+
+def _convert(setting: Setting, raw: object) -> object:
+    """Coerce `raw` (a default, a parsed environment value, or a test value) to the type."""
+    wanted = setting.type
+    if wanted is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str | int) and str(raw).strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            return str(raw).strip().lower() in TRUE_WORDS
+    elif wanted is int and not isinstance(raw, bool):
+        if isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw)):
+            return int(raw)
+    elif wanted is float and isinstance(raw, int | float | str) and not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    elif isinstance(raw, str | int | float) and not isinstance(raw, bool):
+        return str(raw)
+    return _fail(setting, raw)
+
+
+def _fail(setting: Setting, raw: object) -> object:
+    """Raise the sentence saying `raw` is not of the setting's type."""
+    kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(
+        setting.type, "a string"
+    )
+    raise ValueError(f"{setting.key} (env {setting.env_var}) must be {kind}, not {raw!r}.")

@@ -1,0 +1,284 @@
+"""GET /api/openapi.json: the OpenAPI 3 document, generated from the same marshmallow schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, current_app, jsonify
+
+from app.metrics import gnomon_version
+from app.schemas import (
+    UUID_PATTERN,
+    ErrorSchema,
+    LogEntrySchema,
+    MetadataEntrySchema,
+    ProcessFilterSchema,
+    ProcessSchema,
+    TaskFilterSchema,
+    TaskSchema,
+    TriggerArgsSchema,
+)
+from definitions.schemas import ProcessDefinitionSchema
+
+bp = Blueprint("openapi", __name__, url_prefix="/api")
+
+SPEC_KEY = "gnomon.openapi"
+OPENAPI_VERSION = "3.0.3"
+
+NAME = {"in": "path", "name": "name", "required": True, "schema": {"type": "string"},
+        "description": "the process definition's name"}  # fmt: skip
+
+
+def uuid_path(name: str) -> dict[str, Any]:
+    """A path parameter holding a UUID (anything else is a 400)."""
+    schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+    return {"in": "path", "name": name, "required": True, "schema": schema}
+
+
+def ref(component: str) -> dict[str, str]:
+    """A reference to a schema component."""
+    return {"$ref": f"#/components/schemas/{component}"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON body of `schema`."""
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error response in the one error shape."""
+    return {"description": description, **json_content(ref("Error"))}
+
+
+def responses(success: dict[str, Any], **errors: str) -> dict[str, Any]:
+    """The responses of an operation: its success, its named errors, and the error shape
+    for anything else (405, 413, 503...)."""
+    return {
+        **success,
+        **{code.removeprefix("e"): error(text) for code, text in errors.items()},
+        "default": error("any other error (405, 413, 503 when the database is down...)"),
+    }
+
+
+def ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """A 200 response carrying `schema`."""
+    return {"200": {"description": description, **json_content(schema)}}
+
+
+NO_CONTENT = {"204": {"description": "done; no body"}}
+BAD_INPUT = "a parameter or the body is invalid; `details.fields` names each bad field"
+
+
+def operations() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every operation of the API by path and method."""
+    definitions = "/api/process_definitions"
+    return {
+        definitions: {
+            "get": {
+                "summary": "All registered process definitions",
+                "responses": responses(ok({"type": "array", "items": ref("ProcessDefinition")})),
+            }
+        },
+        definitions + "/{name}": {
+            "parameters": [NAME],
+            "get": {
+                "summary": "One process definition",
+                "responses": responses(ok(ref("ProcessDefinition")), e404="unknown name"),
+            },
+            "put": {
+                "summary": "Create or replace a process definition",
+                "description": "The body's process_definition_name must equal the URL's name.",
+                "requestBody": {"required": True, **json_content(ref("ProcessDefinition"))},
+                "responses": responses(
+                    {
+                        **ok(ref("ProcessDefinition"), "replaced"),
+                        "201": {"description": "created", **json_content(ref("ProcessDefinition"))},
+                    },
+                    e400=BAD_INPUT,
+                ),
+            },
+            "delete": {
+                "summary": "Delete a process definition; the history of its runs stays readable",
+                "responses": responses(NO_CONTENT, e404="unknown name"),
+            },
+        },
+        definitions + "/{name}/trigger": {
+            "parameters": [NAME],
+            "post": {
+                "summary": "Start a run now, even while paused",
+                "parameters": [{"in": "query", "schema": TriggerArgsSchema}],
+                "responses": responses(
+                    {
+                        "204": {
+                            "description": "started; Location names the new process",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        }
+                    },
+                    e400=BAD_INPUT,
+                    e404="unknown process or task definition",
+                ),
+            },
+        },
+        definitions + "/{name}/pause": {
+            "parameters": [NAME],
+            "post": {
+                "summary": "Stop firing on schedule",
+                "responses": responses(NO_CONTENT, e404="unknown name"),
+            },
+        },
+        definitions + "/{name}/resume": {
+            "parameters": [NAME],
+            "post": {
+                "summary": "Fire on schedule again",
+                "responses": responses(NO_CONTENT, e404="unknown name"),
+            },
+        },
+        "/api/processes": {
+            "get": {
+                "summary": "Runs matching the filters, newest first",
+                "parameters": [{"in": "query", "schema": ProcessFilterSchema}],
+                "responses": responses(
+                    ok({"type": "array", "items": ref("Process")}), e400=BAD_INPUT
+                ),
+            }
+        },
+        "/api/processes/{process_id}": {
+            "parameters": [uuid_path("process_id")],
+            "get": {
+                "summary": "One run with its task attempts",
+                "responses": responses(ok(ref("Process")), e400=BAD_INPUT, e404="unknown id"),
+            },
+        },
+        "/api/processes/{process_id}/retry": {
+            "parameters": [uuid_path("process_id")],
+            "post": {
+                "summary": "Give each failed task one more attempt",
+                "responses": responses(
+                    NO_CONTENT, e400=BAD_INPUT, e404="unknown id", e409="the run succeeded"
+                ),
+            },
+        },
+        "/api/processes/{process_id}/kill": {
+            "parameters": [uuid_path("process_id")],
+            "post": {
+                "summary": "Kill a running run",
+                "responses": responses(
+                    NO_CONTENT, e400=BAD_INPUT, e404="unknown id", e409="the run already ended"
+                ),
+            },
+        },
+        "/api/tasks": {
+            "get": {
+                "summary": "Task attempts matching the filters, newest first",
+                "parameters": [{"in": "query", "schema": TaskFilterSchema}],
+                "responses": responses(ok({"type": "array", "items": ref("Task")}), e400=BAD_INPUT),
+            }
+        },
+        **callback(
+            "log_entries", "LogEntry", "Append log entries (ids already stored are ignored)"
+        ),
+        **callback("metadata", "MetadataEntry", "Append metadata (ids already stored are ignored)"),
+        **report("succeed"),
+        **report("fail"),
+        "/_internal_/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/_internal_/healthcheck": {
+            "get": {
+                "summary": "Whether the database and the container engine can be used",
+                "responses": {
+                    "200": {"description": "healthy", **json_content(ref("Health"))},
+                    "503": {"description": "unhealthy", **json_content(ref("Health"))},
+                },
+            }
+        },
+    }
+
+
+def callback(suffix: str, item: str, summary: str) -> dict[str, Any]:
+    """The path of a callback that posts a list of entries."""
+    return {
+        f"/api/tasks/{{task_id}}/{suffix}": {
+            "parameters": [uuid_path("task_id")],
+            "post": {
+                "summary": summary,
+                "requestBody": {
+                    "required": True,
+                    **json_content({"type": "array", "items": ref(item)}),
+                },
+                "responses": responses(NO_CONTENT, e400=BAD_INPUT, e404="unknown task"),
+            },
+        }
+    }
+
+
+def report(outcome: str) -> dict[str, Any]:
+    """The path of a task's succeed or fail report."""
+    return {
+        f"/api/tasks/{{task_id}}/{outcome}": {
+            "parameters": [uuid_path("task_id")],
+            "post": {
+                "summary": f"The task reports that it should {outcome}; the first report wins",
+                "responses": responses(
+                    NO_CONTENT, e400=BAD_INPUT, e404="unknown task", e409="already reported"
+                ),
+            },
+        }
+    }
+
+
+HEALTH = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI document of every endpoint, as a dict."""
+    spec = APISpec(
+        title="Gnomon",
+        version=gnomon_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "Scheduled Docker jobs, with Sundial's HTTP API. Request bodies are "
+            "read as JSON whatever their Content-Type, since Sundial's clients may omit it."
+        },
+    )
+    # leaves first, so that the nested schemas resolve to these names
+    for name, schema in (
+        ("LogEntry", LogEntrySchema),
+        ("MetadataEntry", MetadataEntrySchema),
+        ("Task", TaskSchema),
+        ("Process", ProcessSchema),
+        ("Error", ErrorSchema),
+        ("ProcessDefinition", ProcessDefinitionSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+    spec.components.schema("Health", HEALTH)
+    for path, path_item in operations().items():
+        parameters = path_item.pop("parameters", None)
+        spec.path(path=path, operations=path_item, parameters=parameters)
+    return spec.to_dict()
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI document, built once per app."""
+    if SPEC_KEY not in current_app.extensions:
+        current_app.extensions[SPEC_KEY] = build_spec()
+    return jsonify(current_app.extensions[SPEC_KEY])

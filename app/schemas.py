@@ -1,0 +1,229 @@
+"""marshmallow schemas of the wire: query filters, callback bodies and the run/task models.
+
+The same schemas load requests, dump responses and generate the OpenAPI document,
+so every rule a request must follow is written here, where OpenAPI can see it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+from scheduler.views import NewLogEntry, NewMetadataEntry
+
+PROCESS_STATUSES = ("running", "succeeded", "failed")
+TASK_STATUSES = ("submitted", "runnable", "starting", "pending", "running", "failed", "succeeded")
+
+# PostgreSQL cannot store NUL; the pattern says so in the OpenAPI document too.
+NO_NUL = r"^[^\u0000]*$"
+# Lone surrogates survive JSON parsing but cannot be encoded as UTF-8. OpenAPI patterns
+# cannot name them portably (ECMA sees UTF-16 units), so only the loader refuses them.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+SHORT_TEXT_LENGTH = 255  # the width of the columns that hold a source or a key
+MAX_LIMIT = 2**31 - 1  # larger LIMITs overflow SQLite's integer
+
+ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}(:\d{2})?)?", re.ASCII
+)
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class Text(fields.String):
+    """A string a database can store, optionally with a most length."""
+
+    def __init__(self, *, max_length: int | None = None, **kwargs: Any) -> None:
+        rules: list[validate.Validator] = [
+            validate.Regexp(NO_NUL, error="Must not contain NUL characters.")
+        ]
+        if max_length is not None:
+            rules.append(validate.Length(max=max_length))
+        super().__init__(validate=rules, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if LONE_SURROGATE.search(text):
+            raise ValidationError("Not valid Unicode text (lone surrogate).")
+        return text
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO-8601 times: dumped as UTC with milliseconds and `Z`; loaded with or without offset.
+
+    A time without an offset is read as UTC.
+    """
+
+    def _serialize(
+        self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any
+    ) -> str | None:
+        if value is None:
+            return None
+        # isoformat, unlike strftime's %Y, pads years before 1000 to four digits
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str) or not ISO_DATETIME.fullmatch(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+            return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+        except (ValueError, OverflowError) as error:  # 31 February, or past year 9999 in UTC
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from error
+
+
+class QueryInteger(fields.Integer):
+    """An integer written in ASCII digits only (Python's int() also takes `1_0` and `٣`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,19}", value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StatusList(fields.List):
+    """A repeatable status parameter; each value may also list several, comma-separated."""
+
+    def __init__(self, statuses: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(fields.String(validate=validate.OneOf(statuses)), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        values = value if isinstance(value, list) else [value]
+        split = [part for item in values for part in str(item).split(",")]
+        return super()._deserialize(split, attr, data, **kwargs)
+
+
+class LogEntrySchema(Schema):
+    """`log_entry`: one log line of a task, as posted by the task and as dumped."""
+
+    log_entry_id = fields.UUID(attribute="id", required=True)
+    when = UTCDateTime(required=True)
+    source = Text(required=True, max_length=SHORT_TEXT_LENGTH)
+    message = Text(required=True)
+
+    @post_load
+    def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewLogEntry:
+        """The scheduler's value for a posted log entry."""
+        return NewLogEntry(
+            id=str(data["id"]), when=data["when"], source=data["source"], message=data["message"]
+        )
+
+
+class MetadataEntrySchema(Schema):
+    """`metadata_entry`: one key/value a task reported."""
+
+    metadata_entry_id = fields.UUID(attribute="id", required=True)
+    when = UTCDateTime(required=True)
+    key = Text(required=True, max_length=SHORT_TEXT_LENGTH)
+    value = Text(required=True)
+
+    @post_load
+    def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewMetadataEntry:
+        """The scheduler's value for a posted metadata entry."""
+        return NewMetadataEntry(
+            id=str(data["id"]), when=data["when"], key=data["key"], value=data["value"]
+        )
+
+
+class TaskSchema(Schema):
+    """`task`: one attempt of one task of a run."""
+
+    task_id = fields.UUID(attribute="id", required=True)
+    process_id = fields.UUID(required=True)
+    process_definition_name = fields.String(attribute="definition_name", required=True)
+    task_definition_name = fields.String(attribute="task_name", required=True)
+    start_time = UTCDateTime(required=True)
+    end_time = UTCDateTime(attribute="ended_at", allow_none=True)
+    previous_attempt_count = fields.Integer(required=True)
+    log_entries = fields.List(fields.Nested(LogEntrySchema), required=True)
+    metadata_entries = fields.List(fields.Nested(MetadataEntrySchema), required=True)
+    # Sundial's ECS bookkeeping: containers here need none, so it is always empty
+    execution_state = fields.List(fields.Nested(MetadataEntrySchema), dump_default=list)
+    status = fields.String(required=True, validate=validate.OneOf(TASK_STATUSES))
+    attempt = fields.Integer(required=True, metadata={"description": "1-based attempt number"})
+    exit_code = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class ProcessSchema(Schema):
+    """`process`: one run of a process definition, with its task attempts."""
+
+    process_id = fields.UUID(attribute="id", required=True)
+    process_definition_name = fields.String(attribute="definition_name", required=True)
+    start_time = UTCDateTime(attribute="started_at", required=True)
+    end_time = UTCDateTime(attribute="ended_at", allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(PROCESS_STATUSES))
+    task = fields.List(fields.Nested(TaskSchema), attribute="tasks", required=True)
+    trigger = fields.String(
+        required=True, metadata={"description": "what started the run: schedule, manual, retry"}
+    )
+    reason = fields.String(allow_none=True)
+
+
+class ProcessFilterSchema(Schema):
+    """Query parameters of GET /api/processes."""
+
+    class Meta:
+        unknown = EXCLUDE  # clients may add cache-busters and the like
+
+    process_definition_name = Text()
+    start_time = UTCDateTime(metadata={"description": "runs started at or after this time"})
+    end_time = UTCDateTime(metadata={"description": "runs started at or before this time"})
+    max_records = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+        "description": "most runs to return; default: the MAX_RECORDS_DEFAULT setting (100)",
+    })  # fmt: skip
+    allowed_statuses = StatusList(PROCESS_STATUSES, metadata={
+        "description": "repeatable; a value may also list statuses separated by commas",
+    })  # fmt: skip
+
+
+class TaskFilterSchema(Schema):
+    """Query parameters of GET /api/tasks."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    process_definition_name = Text()
+    task_definition_name = Text()
+    allowed_statuses = StatusList(TASK_STATUSES, metadata={
+        "description": "repeatable; a value may also list statuses separated by commas",
+    })  # fmt: skip
+    start_time = UTCDateTime(metadata={"description": "attempts started at or after this time"})
+    end_time = UTCDateTime(metadata={"description": "attempts started at or before this time"})
+    limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+        "description": "most attempts to return; default: the MAX_RECORDS_DEFAULT setting (100)",
+    })  # fmt: skip
+
+
+class TriggerArgsSchema(Schema):
+    """Query parameters of POST /api/process_definitions/{name}/trigger."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    task_definition_name = Text(metadata={"description": "run only this task, ignoring its deps"})
+
+
+class ErrorSchema(Schema):
+    """The body of every 4xx and 5xx response."""
+
+    error = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True, metadata={
+        "description": "`fields` maps dotted paths to problems for validation errors",
+    })  # fmt: skip
+
+
+def load_query(schema: Schema, args: Any) -> dict[str, Any]:
+    """Query parameters (a werkzeug MultiDict) loaded by `schema`; lists keep every value."""
+    data: dict[str, Any] = {}
+    for name, field in schema.fields.items():
+        if name in args:
+            data[name] = args.getlist(name) if isinstance(field, fields.List) else args.get(name)
+    return schema.load(data)
+
+
+def is_uuid(value: str) -> bool:
+    """Whether `value` is a UUID in its 8-4-4-4-12 hexadecimal form."""
+    return re.fullmatch(UUID_PATTERN, value) is not None

@@ -1,0 +1,80 @@
+"""/api/tasks: list task attempts, and the callbacks a running task makes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.errors import invalid
+from app.http import actor, json_body, no_content, uuid_param
+from app.schemas import (
+    LogEntrySchema,
+    MetadataEntrySchema,
+    TaskFilterSchema,
+    TaskSchema,
+    load_query,
+)
+from app.state import gnomon, scheduler
+from scheduler import queries
+from scheduler.views import TaskFilter
+
+bp = Blueprint("tasks", __name__, url_prefix="/api/tasks")
+
+FILTER = TaskFilterSchema()
+TASK = TaskSchema()
+LOG_ENTRIES = LogEntrySchema(many=True)
+METADATA_ENTRIES = MetadataEntrySchema(many=True)
+
+
+@bp.get("", strict_slashes=False)
+def list_tasks() -> Response:
+    """Attempts matching the filters, newest first, at most `limit` (or the default)."""
+    args = load_query(FILTER, request.args)
+    tasks = queries.list_tasks(
+        TaskFilter(
+            definition_name=args.get("process_definition_name"),
+            task_name=args.get("task_definition_name"),
+            statuses=frozenset(args.get("allowed_statuses", ())),
+            start_time=args.get("start_time"),
+            end_time=args.get("end_time"),
+            limit=args.get("limit", gnomon().settings["MAX_RECORDS_DEFAULT"]),
+        )
+    )
+    return jsonify(TASK.dump(tasks, many=True))
+
+
+@bp.post("/<task_id>/log_entries")
+def add_log_entries(task_id: str) -> Response:
+    """Store log entries the task sent; an entry whose id is already stored is ignored."""
+    task_id = uuid_param("task_id", task_id)
+    scheduler().add_log_entries(task_id, LOG_ENTRIES.load(json_list()))
+    return no_content()
+
+
+@bp.post("/<task_id>/metadata")
+def add_metadata(task_id: str) -> Response:
+    """Store metadata entries the task sent; an entry whose id is already stored is ignored."""
+    task_id = uuid_param("task_id", task_id)
+    scheduler().add_metadata(task_id, METADATA_ENTRIES.load(json_list()))
+    return no_content()
+
+
+@bp.post("/<task_id>/succeed")
+def succeed(task_id: str) -> Response:
+    """The task says it succeeded; the first report wins, later ones get 409."""
+    scheduler().report(uuid_param("task_id", task_id), "succeeded", actor=actor())
+    return no_content()
+
+
+@bp.post("/<task_id>/fail")
+def fail(task_id: str) -> Response:
+    """The task says it failed; the first report wins, later ones get 409."""
+    scheduler().report(uuid_param("task_id", task_id), "failed", actor=actor())
+    return no_content()
+
+
+def json_list() -> list[object]:
+    """The request body, which must be a JSON array."""
+    body = json_body()
+    if not isinstance(body, list):
+        raise invalid({"_schema": ["Must be a JSON array."]}, "The body must be a JSON array.")
+    return body

@@ -1,0 +1,210 @@
+"""Turning a container's output into ordered, bounded batches of log lines.
+
+Nothing here talks to Docker: it parses the engine's multiplexed frames and
+timestamps, splits bytes into lines, enforces the per-attempt cap and batches
+lines for the listener.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import tarfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from executor.base import LogLine
+
+LINE_CHUNK_BYTES = 64 * 1024  # a longer line is stored as several lines of this size
+STREAM_SOURCES = {1: "stdout", 2: "stderr"}  # the engine's frame header stream ids
+GNOMON_SOURCE = "gnomon"
+
+_FRAME_HEADER = struct.Struct(">BxxxL")
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+Deliver = Callable[[Sequence[LogLine]], None]
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An engine timestamp (RFC 3339, nanoseconds) as an aware UTC datetime; None if unset."""
+    match = _TIMESTAMP.match(text.strip())
+    if match is None or match.group(1).startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    micros = (fraction or "").ljust(6, "0")[:6]
+    zone = "+00:00" if zone == "Z" else zone
+    return datetime.fromisoformat(f"{whole}.{micros}{zone}").astimezone(UTC)
+
+
+def read_frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
+    """(stream id, payload) pairs from the engine's multiplexed stream format."""
+    while True:
+        header = read(_FRAME_HEADER.size)
+        if len(header) < _FRAME_HEADER.size:
+            return
+        stream_id, length = _FRAME_HEADER.unpack(header)
+        payload = read(length) if length else b""
+        if length and not payload:
+            return
+        yield stream_id, payload
+
+
+def split_timestamp(payload: bytes) -> tuple[datetime | None, bytes]:
+    """Split a `timestamps=1` log entry into its time and its data."""
+    stamp, _, data = payload.partition(b" ")
+    return parse_timestamp(stamp.decode("ascii", "replace")), data
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (without the newline); long lines come out in chunks."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Lines completed by `data`."""
+        lines = []
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._pending += piece
+            lines.extend(self._chunks(final=True))
+        self._pending += rest
+        lines.extend(self._chunks(final=False))
+        return lines
+
+    def flush(self) -> list[bytes]:
+        """Whatever is left, as a last line (the stream ended without a newline)."""
+        return self._chunks(final=True) if self._pending else []
+
+    def _chunks(self, final: bool) -> list[bytes]:
+        chunks = []
+        while len(self._pending) > LINE_CHUNK_BYTES:
+            chunks.append(bytes(self._pending[:LINE_CHUNK_BYTES]))
+            del self._pending[:LINE_CHUNK_BYTES]
+        if final:
+            chunks.append(bytes(self._pending))
+            self._pending.clear()
+        return chunks
+
+
+class AttemptLog:
+    """One attempt's output: split per source, capped, batched, delivered in order.
+
+    Thread-safe: the log reader feeds it while the flusher and the finaliser
+    flush it. Delivery happens under the lock, so batches never overtake each other.
+    """
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        clock: Callable[[], datetime],
+        cap_bytes: int,
+        batch_lines: int,
+        skip_until: datetime | None = None,
+    ) -> None:
+        self._deliver = deliver
+        self._clock = clock
+        self._cap = cap_bytes
+        self._batch_lines = batch_lines
+        self.skip_until = skip_until
+        self._lock = threading.Lock()
+        self._splitters: dict[str, LineSplitter] = {}
+        self._batch: list[LogLine] = []
+        self._stored = 0
+        self._last_seen: datetime | None = None
+        self.truncated = False
+
+    def feed(self, source: str, when: datetime | None, data: bytes) -> bool:
+        """Store the lines `data` completes; False once the cap is reached (stop reading)."""
+        when = when or self._clock()
+        if self.skip_until is not None and when <= self.skip_until:
+            return True  # stored before a restart, or before the stream broke
+        self._last_seen = when
+        splitter = self._splitters.setdefault(source, LineSplitter())
+        with self._lock:
+            for line in splitter.feed(data):
+                self._add(source, when, line)
+            return not self.truncated
+
+    def resume_after_last(self) -> None:
+        """Skip, from now on, everything up to the last entry seen (to read a stream again)."""
+        if self._last_seen is not None:
+            self.skip_until = self._last_seen
+
+    def end(self, source: str) -> None:
+        """The source ended: store its unterminated last line."""
+        splitter = self._splitters.pop(source, None)
+        if splitter is None:
+            return
+        with self._lock:
+            for line in splitter.flush():
+                self._add(source, self._clock(), line)
+
+    def note(self, message: str) -> None:
+        """Store a line from Gnomon itself (source `gnomon`), outside the cap."""
+        with self._lock:
+            self._batch.append(LogLine(self._clock(), GNOMON_SOURCE, message))
+
+    def flush(self) -> None:
+        """Deliver the lines gathered so far."""
+        with self._lock:
+            self._flush_locked()
+
+    def _add(self, source: str, when: datetime, line: bytes) -> None:
+        if self.truncated:
+            return
+        if self._stored + len(line) > self._cap:
+            self.truncated = True
+            self._batch.append(
+                LogLine(
+                    self._clock(),
+                    GNOMON_SOURCE,
+                    f"output truncated: this attempt printed more than {self._cap} bytes; "
+                    "the rest was not stored",
+                )
+            )
+            return
+        self._stored += len(line)
+        self._batch.append(LogLine(when, source, line.decode("utf-8", "replace")))
+        if len(self._batch) >= self._batch_lines:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._deliver(batch)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterable of byte chunks (a tar stream from the engine)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        """Yes."""
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        """Fill `buffer` from the next chunk."""
+        while not self._rest:
+            self._rest = next(self._chunks, b"")
+            if not self._rest:
+                return 0
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
+
+
+def tar_members(chunks: Iterable[bytes]) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """(name, content in blocks) for each regular file of a streamed tar archive."""
+    reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=LINE_CHUNK_BYTES)
+    with tarfile.open(fileobj=reader, mode="r|") as archive:
+        for member in archive:
+            content = archive.extractfile(member) if member.isfile() else None
+            if content is not None:
+                yield member.name, iter(lambda f=content: f.read(LINE_CHUNK_BYTES), b"")

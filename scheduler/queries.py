@@ -1,0 +1,165 @@
+"""Read-only questions about definitions, runs and attempts, answered with views."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from peewee import ModelSelect
+
+from definitions import definition_from_json
+from scheduler.errors import NotFound
+from scheduler.models import Definition, LogEntry, MetadataEntry, Run, Task
+from scheduler.states import RunStatus, wire_run_statuses
+from scheduler.views import (
+    DefinitionView,
+    LogEntryView,
+    MetadataEntryView,
+    RunFilter,
+    RunView,
+    TaskFilter,
+    TaskView,
+)
+
+
+def definition_view(row: Definition) -> DefinitionView:
+    """The view of a stored definition, its `paused` flag taken from the row."""
+    definition = definition_from_json(row.body)
+    return DefinitionView(
+        definition=replace(definition, paused=row.paused),
+        version=row.version,
+        paused=row.paused,
+        next_fire_at=row.next_fire_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+def get_definition(name: str) -> DefinitionView:
+    """The definition called `name`."""
+    row = Definition.get_or_none(Definition.name == name)
+    if row is None:
+        raise NotFound("process_definition", name)
+    return definition_view(row)
+
+
+def list_definitions() -> list[DefinitionView]:
+    """All definitions, by name."""
+    return [definition_view(row) for row in Definition.select().order_by(Definition.name)]
+
+
+def get_run(run_id: str) -> RunView:
+    """The run `run_id` with all its attempts."""
+    run = Run.get_or_none(Run.id == run_id)
+    if run is None:
+        raise NotFound("process", run_id)
+    return _run_views([run])[0]
+
+
+def list_runs(f: RunFilter) -> list[RunView]:
+    """Runs matching `f`, newest first."""
+    query = Run.select().order_by(Run.started_at.desc(), Run.id.desc())
+    if f.definition_name is not None:
+        query = query.where(Run.definition_name == f.definition_name)
+    if f.statuses:
+        query = query.where(Run.status.in_(sorted(wire_run_statuses(f.statuses))))
+    query = _within(query, Run.started_at, f.start_time, f.end_time)
+    if f.limit is not None:
+        query = query.limit(f.limit)
+    return _run_views(list(query))
+
+
+def get_task(task_id: str) -> TaskView:
+    """The attempt `task_id` with its entries."""
+    task = Task.get_or_none(Task.id == task_id)
+    if task is None:
+        raise NotFound("task", task_id)
+    return _task_views([task])[0]
+
+
+def list_tasks(f: TaskFilter) -> list[TaskView]:
+    """Attempts matching `f`, newest first."""
+    query = Task.select().order_by(Task.created_at.desc(), Task.id.desc())
+    if f.definition_name is not None:
+        query = query.where(Task.definition_name == f.definition_name)
+    if f.task_name is not None:
+        query = query.where(Task.task_name == f.task_name)
+    if f.statuses:
+        query = query.where(Task.status.in_(sorted(f.statuses)))
+    query = _within(query, Task.created_at, f.start_time, f.end_time)
+    if f.limit is not None:
+        query = query.limit(f.limit)
+    return _task_views(list(query))
+
+
+def _within(query: ModelSelect, field: object, start: object, end: object) -> ModelSelect:
+    """Restrict `query` to rows whose `field` lies in [start, end]."""
+    if start is not None:
+        query = query.where(field >= start)
+    if end is not None:
+        query = query.where(field <= end)
+    return query
+
+
+def _run_views(runs: Sequence[Run]) -> list[RunView]:
+    """Views of `runs` with their attempts, in four queries whatever their number."""
+    attempts = Task.select().where(Task.run.in_([r.id for r in runs])) if runs else []
+    by_run: dict[str, list[TaskView]] = defaultdict(list)
+    for view in _task_views(sorted(attempts, key=lambda t: (t.created_at, t.attempt))):
+        by_run[view.process_id].append(view)
+    return [_run_view(run, by_run[run.id]) for run in runs]
+
+
+def _run_view(run: Run, tasks: Iterable[TaskView]) -> RunView:
+    """The view of one run."""
+    return RunView(
+        id=run.id,
+        definition_name=run.definition_name,
+        definition_version=run.definition_version,
+        status=RunStatus(run.status).wire,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        trigger=run.trigger,
+        reason=run.reason,
+        tasks=tuple(tasks),
+    )
+
+
+def _task_views(tasks: Sequence[Task]) -> list[TaskView]:
+    """Views of `tasks` with their log and metadata entries."""
+    ids = [t.id for t in tasks]
+    logs: dict[str, list[LogEntryView]] = defaultdict(list)
+    metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
+    if ids:
+        for e in (
+            LogEntry.select().where(LogEntry.task.in_(ids)).order_by(LogEntry.when, LogEntry.seq)
+        ):
+            logs[e.task_id].append(LogEntryView(e.id, e.when, e.source, e.message))
+        for m in (
+            MetadataEntry.select().where(MetadataEntry.task.in_(ids)).order_by(MetadataEntry.when)
+        ):
+            metadata[m.task_id].append(MetadataEntryView(m.id, m.when, m.key, m.value))
+    return [_task_view(t, logs[t.id], metadata[t.id]) for t in tasks]
+
+
+def _task_view(
+    t: Task, logs: Iterable[LogEntryView], metadata: Iterable[MetadataEntryView]
+) -> TaskView:
+    """The view of one attempt."""
+    return TaskView(
+        id=t.id,
+        process_id=t.run_id,
+        definition_name=t.definition_name,
+        task_name=t.task_name,
+        attempt=t.attempt,
+        status=t.status,
+        created_at=t.created_at,
+        started_at=t.started_at,
+        ended_at=t.ended_at,
+        exit_code=t.exit_code,
+        reason=t.reason,
+        log_entries=tuple(logs),
+        metadata_entries=tuple(metadata),
+    )

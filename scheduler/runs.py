@@ -1,0 +1,431 @@
+"""The one place that writes run and task state.
+
+Each function is one conditional transaction: it reads the facts, asks
+`transitions` what follows, and writes the answer only if the rows it read are
+still in the state it read them in. A second scheduler doing the same thing at
+the same moment changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from peewee import IntegrityError
+
+from definitions import ProcessDefinition, continuous_next, definition_from_json
+from executor import Ending, Outcome
+from scheduler.errors import Conflict, NotFound
+from scheduler.models import Definition, Run, Task, TaskReport
+from scheduler.states import (
+    ACTIVE_RUN,
+    FINAL_TASK,
+    LIVE_TASK,
+    WAITING_TASK,
+    RunStatus,
+    TaskStatus,
+)
+from scheduler.transitions import (
+    AttemptState,
+    NewAttempt,
+    Overlap,
+    decide_attempt,
+    overlap_decision,
+    plan_run,
+)
+from scheduler.tx import lock_definition, write_transaction
+
+KILLED_REASON = "killed: run was killed"
+
+
+@dataclass
+class Changes:
+    """What a transaction did that others must hear of once it has committed."""
+
+    started: list[str] = field(default_factory=list)  # run ids now running
+    queued: list[str] = field(default_factory=list)
+    ended: list[tuple[str, RunStatus]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # definition names whose fire was dropped
+    kill: list[str] = field(default_factory=list)  # task ids whose containers must stop
+    finished_attempts: list[Task] = field(default_factory=list)
+
+    def merge(self, other: Changes) -> Changes:
+        """Add `other`'s changes to these."""
+        for name in ("started", "queued", "ended", "skipped", "kill", "finished_attempts"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+
+# ---------------------------------------------------------------- starting runs
+
+
+def start_run(
+    name: str,
+    *,
+    trigger: str,
+    now: datetime,
+    only_task: str | None = None,
+    scheduled_for: datetime | None = None,
+    queue: bool = False,
+) -> tuple[str | None, Changes]:
+    """Start (or queue) a run of definition `name` under its overlap rule; returns its id."""
+    with write_transaction():
+        row = lock_definition(name)
+        if row is None:
+            raise NotFound("process_definition", name)
+        return _start_locked(row, trigger, now, only_task, scheduled_for, queue)
+
+
+def fire(
+    name: str,
+    expected_fire_at: datetime,
+    next_fire_at: datetime | None,
+    fire_times: Sequence[datetime],
+    now: datetime,
+) -> Changes | None:
+    """Advance a definition's next fire time and start its due runs, once.
+
+    Returns None if another scheduler fired it first (the compare-and-set failed).
+    """
+    with write_transaction():
+        claimed = (
+            Definition.update(next_fire_at=next_fire_at)
+            .where(
+                (Definition.name == name)
+                & (Definition.next_fire_at == expected_fire_at)
+                & (Definition.paused == False)  # noqa: E712 (peewee expression)
+            )
+            .execute()
+        )
+        if claimed != 1:
+            return None
+        row = lock_definition(name)
+        changes = Changes()
+        for i, when in enumerate(fire_times):
+            _, more = _start_locked(row, "schedule", now, None, when, queue=i > 0)
+            changes.merge(more)
+        return changes
+
+
+def _start_locked(
+    row: Definition,
+    trigger: str,
+    now: datetime,
+    only_task: str | None,
+    scheduled_for: datetime | None,
+    queue: bool,
+) -> tuple[str | None, Changes]:
+    """Start a run of the locked definition `row`, applying its overlap rule."""
+    definition = definition_from_json(row.body)
+    active = list(
+        Run.select().where((Run.definition_name == row.name) & Run.status.in_(ACTIVE_RUN))
+    )
+    decision = overlap_decision(
+        definition.overlap_action,
+        running=any(r.status == RunStatus.RUNNING for r in active),
+        queued=sum(r.status == RunStatus.QUEUED for r in active),
+        manual=scheduled_for is None,
+        force_queue=queue,
+    )
+    changes = Changes()
+    if decision is Overlap.SKIP:
+        changes.skipped.append(row.name)
+        return None, changes
+    if decision is Overlap.CONFLICT:
+        raise Conflict(f"{row.name} is running and its overlap_action is skip")
+    if decision is Overlap.TERMINATE:
+        for run in active:
+            changes.merge(_kill_locked(run, now))
+    status = RunStatus.RUNNING if decision is Overlap.START else RunStatus.QUEUED
+    run = _insert_run(row, definition, status, trigger, now, only_task, scheduled_for)
+    if status is RunStatus.RUNNING:
+        changes.started.append(run.id)
+        changes.merge(_advance_locked(run, now))
+    else:
+        changes.queued.append(run.id)
+    return run.id, changes
+
+
+def _insert_run(
+    row: Definition,
+    definition: ProcessDefinition,
+    status: RunStatus,
+    trigger: str,
+    now: datetime,
+    only_task: str | None,
+    scheduled_for: datetime | None,
+) -> Run:
+    """Insert a run carrying its own copy of the definition."""
+    return Run.create(
+        id=str(uuid.uuid4()),
+        definition_name=row.name,
+        definition_version=row.version,
+        definition_body=row.body,
+        status=status.value,
+        started_at=now,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        only_task=only_task,
+    )
+
+
+def promote_queued(name: str, now: datetime) -> Changes:
+    """Start the oldest queued run of `name` if no run of it is running."""
+    with write_transaction():
+        lock_definition(name)
+        base = Run.select().where(Run.definition_name == name)
+        if base.where(Run.status == RunStatus.RUNNING).exists():
+            return Changes()
+        run = base.where(Run.status == RunStatus.QUEUED).order_by(Run.started_at, Run.id).first()
+        if run is None:
+            return Changes()
+        Run.update(status=RunStatus.RUNNING.value, started_at=now).where(Run.id == run.id).execute()
+        run.status, run.started_at = RunStatus.RUNNING.value, now
+        return Changes(started=[run.id]).merge(_advance_locked(run, now))
+
+
+# -------------------------------------------------------------- moving a run on
+
+
+def advance(run_id: str, now: datetime) -> Changes:
+    """Create the attempts a running run needs now, or end it."""
+    with write_transaction():
+        run = Run.get_or_none((Run.id == run_id) & (Run.status == RunStatus.RUNNING))
+        return Changes() if run is None else _advance_locked(run, now)
+
+
+def _advance_locked(run: Run, now: datetime) -> Changes:
+    """Plan the run from its stored attempts and write the plan."""
+    attempts = [
+        AttemptState(t.task_name, t.attempt, TaskStatus(t.status), t.ended_at)
+        for t in Task.select().where(Task.run == run.id)
+    ]
+    plan = plan_run(run_definition(run), run.only_task, attempts, run.kill_requested_at is not None)
+    for new in plan.create:
+        _insert_attempt(run, new, now)
+    if plan.outcome is None:
+        return Changes()
+    ended = (
+        Run.update(status=plan.outcome.value, ended_at=now, reason=plan.reason)
+        .where((Run.id == run.id) & (Run.status == RunStatus.RUNNING))
+        .execute()
+    )
+    if ended:
+        _after_run_ended(run, now)
+    return Changes(ended=[(run.id, plan.outcome)] if ended else [])
+
+
+def _insert_attempt(run: Run, new: NewAttempt, now: datetime) -> None:
+    """Insert one attempt; a concurrent scheduler's identical insert wins harmlessly."""
+    waiting = new.not_before is not None and new.not_before > now
+    try:
+        with write_transaction():
+            Task.create(
+                id=str(uuid.uuid4()),
+                run=run.id,
+                definition_name=run.definition_name,
+                task_name=new.task_name,
+                attempt=new.attempt,
+                status=(TaskStatus.SUBMITTED if waiting else TaskStatus.RUNNABLE).value,
+                created_at=now,
+                not_before=new.not_before,
+            )
+    except IntegrityError:
+        return
+
+
+def _after_run_ended(run: Run, now: datetime) -> None:
+    """A continuous schedule's next fire comes `buffer_seconds` after its run ends."""
+    row = Definition.get_or_none(Definition.name == run.definition_name)
+    if row is None:
+        return
+    definition = definition_from_json(row.body)
+    buffer = continuous_buffer(definition)
+    if buffer is None:
+        return
+    still_active = Run.select().where(
+        (Run.definition_name == row.name) & Run.status.in_(ACTIVE_RUN)
+    )
+    if not still_active.exists():
+        Definition.update(next_fire_at=continuous_next(now, buffer)).where(
+            Definition.name == row.name
+        ).execute()
+
+
+def continuous_buffer(definition: ProcessDefinition) -> int | None:
+    """The buffer of a continuous schedule, or None for any other schedule."""
+    schedule = definition.schedule
+    return getattr(schedule, "buffer_seconds", None) if schedule is not None else None
+
+
+def run_definition(run: Run) -> ProcessDefinition:
+    """The run's own copy of its definition."""
+    return definition_from_json(run.definition_body)
+
+
+# ------------------------------------------------------------- attempts' lives
+
+
+def claim_for_start(now: datetime, capacity: int) -> tuple[list[Task], int]:
+    """Move up to `capacity` waiting attempts to `starting`; mark the rest `pending`.
+
+    Returns the claimed attempts and how many are left waiting for capacity.
+    """
+    with write_transaction():
+        ready = list(
+            Task.select()
+            .where(
+                Task.status.in_((TaskStatus.RUNNABLE, TaskStatus.PENDING))
+                | ((Task.status == TaskStatus.SUBMITTED) & (Task.not_before <= now))
+            )
+            .order_by(Task.created_at, Task.id)
+        )
+        claimed = ready[: max(capacity, 0)]
+        _set_status([t.id for t in claimed], TaskStatus.STARTING, WAITING_TASK)
+        over = [t.id for t in ready[len(claimed) :] if t.status != TaskStatus.PENDING]
+        _set_status(over, TaskStatus.PENDING, WAITING_TASK)
+        return claimed, len(ready) - len(claimed)
+
+
+def _set_status(ids: Sequence[str], status: TaskStatus, sources: Sequence[TaskStatus]) -> int:
+    """Conditionally move attempts `ids` from one of `sources` to `status`."""
+    if not ids:
+        return 0
+    return (
+        Task.update(status=status.value)
+        .where(Task.id.in_(list(ids)) & Task.status.in_(list(sources)))
+        .execute()
+    )
+
+
+def mark_waiting(task_id: str) -> None:
+    """The engine could not start the attempt: it waits as `pending`."""
+    with write_transaction():
+        _set_status([task_id], TaskStatus.PENDING, (TaskStatus.STARTING,))
+
+
+def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
+    """The attempt's container runs; True if this changed anything."""
+    with write_transaction():
+        return bool(
+            Task.update(
+                status=TaskStatus.RUNNING.value, started_at=started_at, container_id=container_id
+            )
+            .where((Task.id == task_id) & Task.status.in_((*LIVE_TASK, TaskStatus.PENDING)))
+            .execute()
+        )
+
+
+def finish_attempt(outcome: Outcome, now: datetime) -> Changes:
+    """Record how an attempt ended and move its run on, in one transaction."""
+    with write_transaction():
+        task = Task.get_or_none(Task.id == outcome.task_id)
+        if task is None or task.status in FINAL_TASK:
+            return Changes()
+        if _never_started(task, outcome):
+            _set_status([task.id], TaskStatus.PENDING, (TaskStatus.STARTING,))
+            return Changes()
+        run = Run.get(Run.id == task.run_id)
+        status, reason = decide_attempt(outcome, _report_of(task.id), _explicit(run, task))
+        Task.update(
+            status=status.value,
+            ended_at=outcome.ended_at,
+            started_at=task.started_at or outcome.started_at,
+            exit_code=outcome.exit_code,
+            reason=reason,
+        ).where((Task.id == task.id) & ~Task.status.in_(FINAL_TASK)).execute()
+        task.status, task.ended_at, task.reason = status.value, outcome.ended_at, reason
+        task.exit_code, task.started_at = outcome.exit_code, task.started_at or outcome.started_at
+        changes = Changes(finished_attempts=[task])
+        if run.status == RunStatus.RUNNING:
+            changes.merge(_advance_locked(run, now))
+        return changes
+
+
+def _never_started(task: Task, outcome: Outcome) -> bool:
+    """A container lost before it ever ran: the attempt may simply start again."""
+    return outcome.ending == Ending.LOST and task.started_at is None
+
+
+def _report_of(task_id: str) -> str | None:
+    """What the attempt reported through /succeed or /fail, if anything."""
+    report = TaskReport.get_or_none(TaskReport.task == task_id)
+    return None if report is None else report.outcome
+
+
+def _explicit(run: Run, task: Task) -> bool:
+    """Whether the attempt's task must report its success explicitly."""
+    return run_definition(run).task(task.task_name).require_explicit_success
+
+
+# ------------------------------------------------------------ commands on runs
+
+
+def kill_run(run_id: str, now: datetime) -> Changes:
+    """Kill a run: waiting attempts fail at once, live ones are to be killed."""
+    with write_transaction():
+        run = Run.get_or_none(Run.id == run_id)
+        if run is None:
+            raise NotFound("process", run_id)
+        if run.status not in ACTIVE_RUN:
+            raise Conflict(f"process {run_id} has already finished ({run.status})")
+        lock_definition(run.definition_name)
+        return _kill_locked(run, now)
+
+
+def _kill_locked(run: Run, now: datetime) -> Changes:
+    """Kill `run` within the caller's transaction."""
+    Run.update(kill_requested_at=now, status=RunStatus.RUNNING.value).where(
+        Run.id == run.id
+    ).execute()
+    run.kill_requested_at, run.status = now, RunStatus.RUNNING.value
+    Task.update(status=TaskStatus.FAILED.value, ended_at=now, reason=KILLED_REASON).where(
+        (Task.run == run.id) & Task.status.in_(WAITING_TASK)
+    ).execute()
+    live = Task.select(Task.id).where((Task.run == run.id) & Task.status.in_(LIVE_TASK))
+    return Changes(kill=[t.id for t in live]).merge(_advance_locked(run, now))
+
+
+def retry_run(run_id: str, now: datetime) -> Changes:
+    """Give every task of a failed run whose last attempt failed one more attempt."""
+    with write_transaction():
+        run = Run.get_or_none(Run.id == run_id)
+        if run is None:
+            raise NotFound("process", run_id)
+        if run.status != RunStatus.FAILED:
+            raise Conflict(f"only a failed process can be retried; {run_id} is {run.status}")
+        Run.update(
+            status=RunStatus.RUNNING.value, ended_at=None, reason=None, kill_requested_at=None
+        ).where((Run.id == run.id) & (Run.status == RunStatus.FAILED)).execute()
+        for task_name, attempt in _failed_latest(run.id):
+            _insert_attempt(run, NewAttempt(task_name, attempt + 1), now)
+        run.status, run.kill_requested_at = RunStatus.RUNNING.value, None
+        return Changes(started=[run.id]).merge(_advance_locked(run, now))
+
+
+def _failed_latest(run_id: str) -> list[tuple[str, int]]:
+    """(task name, attempt) of each task whose newest attempt in the run failed."""
+    latest: dict[str, Task] = {}
+    for t in Task.select().where(Task.run == run_id):
+        if t.task_name not in latest or t.attempt > latest[t.task_name].attempt:
+            latest[t.task_name] = t
+    return [(n, t.attempt) for n, t in latest.items() if t.status == TaskStatus.FAILED]
+
+
+def record_report(task_id: str, outcome: TaskStatus, actor: str, now: datetime) -> None:
+    """Store an attempt's first /succeed or /fail; later ones are a Conflict."""
+    with write_transaction():
+        task = Task.get_or_none(Task.id == task_id)
+        if task is None:
+            raise NotFound("task", task_id)
+        if task.status in FINAL_TASK:
+            raise Conflict(f"task {task_id} has already ended ({task.status})")
+        try:
+            with write_transaction():
+                TaskReport.create(
+                    task=task_id, outcome=outcome.value, reported_at=now, reported_by=actor
+                )
+        except IntegrityError:
+            raise Conflict(f"task {task_id} has already reported its outcome") from None

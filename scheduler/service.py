@@ -1,0 +1,159 @@
+"""The scheduler's facade: what `app` calls. Each command writes, then wakes the loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from peewee import PeeweeException
+from prometheus_client import CollectorRegistry
+
+from definitions import ProcessDefinition
+from executor import Executor
+from scheduler import catalog, queries, runs
+from scheduler.engine import Engine, SchedulerSettings
+from scheduler.errors import NotFound
+from scheduler.loop import Loop
+from scheduler.metrics import SchedulerMetrics
+from scheduler.models import LogEntry, MetadataEntry, Task, db
+from scheduler.states import TaskStatus
+from scheduler.tx import write_transaction
+from scheduler.views import DefinitionView, Health, NewLogEntry, NewMetadataEntry
+
+__all__ = ["Scheduler", "SchedulerSettings"]
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def _has_task(view: DefinitionView, task_name: str) -> bool:
+    """Whether the definition has a task called `task_name`."""
+    return any(t.task_definition_name == task_name for t in view.definition.task_definitions)
+
+
+class Scheduler:
+    """Fires runs, drives them, and answers the commands of the API."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        settings: SchedulerSettings,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.clock = clock
+        self.executor = executor
+        metrics = SchedulerMetrics(registry) if registry is not None else None
+        self.engine = Engine(executor, settings, clock, metrics)
+        self.loop = Loop(self.engine.tick, clock, settings.tick_seconds)
+        self.running = False
+
+    def start(self) -> None:
+        """Recover in-flight attempts from the database and the engine, then start the loop."""
+        self.engine.wake = self.loop.wake
+        self.executor.open(self.engine)
+        self.executor.recover(self.engine.in_flight())
+        self.loop.start()
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop the loop and the executor's machinery; containers keep running."""
+        if self.running:
+            self.loop.stop()
+            self.executor.close()
+            self.running = False
+
+    # ---------------------------------------------------------- definitions
+
+    def save_definition(
+        self, definition: ProcessDefinition, *, actor: str
+    ) -> tuple[DefinitionView, bool]:
+        """Create or update a definition; True when it was created."""
+        created = catalog.save(definition, actor=actor, now=self.clock())
+        self.engine.wake()
+        return queries.get_definition(definition.process_definition_name), created
+
+    def delete_definition(self, name: str, *, actor: str) -> None:
+        """Delete a definition; its runs stay readable."""
+        catalog.delete(name, actor=actor, now=self.clock())
+
+    def set_paused(self, name: str, paused: bool, *, actor: str) -> None:
+        """Pause or resume a definition's schedule."""
+        catalog.set_paused(name, paused, actor=actor, now=self.clock())
+        self.engine.wake()
+
+    # ----------------------------------------------------------------- runs
+
+    def trigger(self, name: str, *, task_name: str | None = None, actor: str) -> str:
+        """Start a run now (or queue it behind the current one); returns its id."""
+        if task_name is not None and not _has_task(queries.get_definition(name), task_name):
+            raise NotFound("task_definition", task_name)
+        now = self.clock()
+        run_id, changes = runs.start_run(
+            name, trigger=f"manual:{actor}", now=now, only_task=task_name
+        )
+        catalog.audit(actor, "trigger", name, run_id, now)
+        self.engine.apply(changes)
+        return run_id
+
+    def kill(self, run_id: str, *, actor: str) -> None:
+        """Kill a run: its containers are stopped and it fails."""
+        now = self.clock()
+        self.engine.apply(runs.kill_run(run_id, now))
+        catalog.audit(actor, "kill", run_id, None, now)
+
+    def retry(self, run_id: str, *, actor: str) -> None:
+        """Give a failed run's failed tasks one more attempt each."""
+        now = self.clock()
+        self.engine.apply(runs.retry_run(run_id, now))
+        catalog.audit(actor, "retry", run_id, None, now)
+
+    # ------------------------------------------------------------ callbacks
+
+    def add_log_entries(self, task_id: str, entries: Sequence[NewLogEntry]) -> None:
+        """Store log entries a task reported; an entry id already stored is ignored."""
+        rows = [
+            {"id": e.id, "task": task_id, "when": e.when, "source": e.source, "message": e.message}
+            for e in entries
+        ]
+        self._insert_entries(task_id, LogEntry, rows)
+
+    def add_metadata(self, task_id: str, entries: Sequence[NewMetadataEntry]) -> None:
+        """Store metadata a task reported; an entry id already stored is ignored."""
+        rows = [
+            {"id": e.id, "task": task_id, "when": e.when, "key": e.key, "value": e.value}
+            for e in entries
+        ]
+        self._insert_entries(task_id, MetadataEntry, rows)
+
+    def _insert_entries(self, task_id: str, model: type, rows: list[dict]) -> None:
+        """Insert callback entries idempotently, after checking the attempt exists."""
+        with write_transaction():
+            if not Task.select().where(Task.id == task_id).exists():
+                raise NotFound("task", task_id)
+            if rows:
+                model.insert_many(rows).on_conflict_ignore().execute()
+
+    def report(self, task_id: str, outcome: str, *, actor: str) -> None:
+        """Store an attempt's first /succeed or /fail."""
+        runs.record_report(task_id, TaskStatus(outcome), actor, self.clock())
+
+    # --------------------------------------------------------------- health
+
+    def health(self) -> Health:
+        """Whether the database and the container engine answer."""
+        checks: dict[str, str] = {}
+        try:
+            db.execute_sql("SELECT 1")
+            checks["database"] = "ok"
+        except PeeweeException as exc:
+            checks["database"] = f"unavailable: {exc}"
+        executor = self.executor.health()
+        checks["executor"] = "ok" if executor.ok else f"unavailable: {executor.detail}"
+        return Health(ok=all(v == "ok" for v in checks.values()), checks=checks)

@@ -1,0 +1,136 @@
+"""Plain values the scheduler hands to `app`: what is stored, not how it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from definitions import ProcessDefinition
+
+
+@dataclass(frozen=True)
+class DefinitionView:
+    """A registered definition with its scheduling state."""
+
+    definition: ProcessDefinition
+    version: int
+    paused: bool
+    next_fire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class LogEntryView:
+    """A stored log entry."""
+
+    id: str
+    when: datetime
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class MetadataEntryView:
+    """A stored metadata entry."""
+
+    id: str
+    when: datetime
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One attempt of one task."""
+
+    id: str
+    process_id: str
+    definition_name: str
+    task_name: str
+    attempt: int
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+    reason: str | None
+    log_entries: tuple[LogEntryView, ...] = ()
+    metadata_entries: tuple[MetadataEntryView, ...] = ()
+
+    @property
+    def start_time(self) -> datetime:
+        """When the container started, or when the attempt was created if it has not."""
+        return self.started_at or self.created_at
+
+    @property
+    def previous_attempt_count(self) -> int:
+        """How many attempts of this task came before this one in the run."""
+        return self.attempt - 1
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run of a definition, with its attempts."""
+
+    id: str
+    definition_name: str
+    definition_version: int
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    trigger: str
+    reason: str | None
+    tasks: tuple[TaskView, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list; `statuses` are wire statuses, empty for all."""
+
+    definition_name: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    statuses: frozenset[str] = frozenset()
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which attempts to list; `statuses` empty for all."""
+
+    definition_name: str | None = None
+    task_name: str | None = None
+    statuses: frozenset[str] = frozenset()
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class NewLogEntry:
+    """A log entry reported by a task."""
+
+    id: str
+    when: datetime
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NewMetadataEntry:
+    """A metadata entry reported by a task."""
+
+    id: str
+    when: datetime
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the service can do its work, check by check."""
+
+    ok: bool
+    checks: dict[str, str]

@@ -1,0 +1,1 @@
+"""Tests of Gnomon, mirroring its packages."""

@@ -1,0 +1,92 @@
+"""`gnomon serve`: serves the API under waitress, logs where, and stops cleanly on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.postgres import free_port
+
+
+def start(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """Start `gnomon serve` on loopback with the fake executor."""
+    env = {
+        **os.environ,
+        "GNOMON_EXECUTOR": "fake",
+        "GNOMON_TICK_SECONDS": "0.2",
+    }
+    command = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
+    return subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port), *args],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_healthy(port: int, process: subprocess.Popen[str]) -> requests.Response:
+    """Poll the health check until the server answers (or fail after a few seconds)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/_internal_/healthcheck", timeout=1)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    pytest.fail("gnomon serve did not answer within 20 seconds")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_answers_and_stops_on_signal(tmp_path: Path, signum: int) -> None:
+    port = free_port()
+    process = start(tmp_path, port, "--database-url", "sqlite:///state/gnomon.db")
+    try:
+        assert wait_healthy(port, process).json()["status"] == "healthy"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert (tmp_path / "state" / "gnomon.db").exists()
+    [listening] = [line for line in stderr.splitlines() if "listening on" in line]
+    assert f"http://127.0.0.1:{port}" in listening
+    assert "sqlite:///state/gnomon.db" in listening
+    assert " INFO gnomon: " in listening
+
+
+def refused(tmp_path: Path, env: dict[str, str], *args: str) -> str:
+    """Run `gnomon serve` expecting it to refuse to start; its stderr, free of tracebacks."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "serve", *args],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_bad_configuration_is_one_sentence_per_problem(tmp_path: Path) -> None:
+    stderr = refused(tmp_path, {"GNOMON_EXECUTOR": "kubernetes", "GNOMON_PORT": "eighty"})
+    assert "EXECUTOR (env GNOMON_EXECUTOR) must be one of docker, fake" in stderr
+    assert "PORT (env GNOMON_PORT) must be a whole number" in stderr
+
+
+def test_unreachable_database_is_one_sentence(tmp_path: Path) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+    stderr = refused(tmp_path, {"GNOMON_EXECUTOR": "fake"}, "--database-url", url)
+    assert "Cannot open the database" in stderr

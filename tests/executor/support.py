@@ -1,0 +1,113 @@
+"""Helpers for executor tests: a recording listener, a polling wait and a spec factory."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from executor.base import AttemptSpec, LogLine, Outcome
+
+TEST_IMAGE = "gnomon-test/busybox"
+TEST_TAG = "latest"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+def make_spec(command: Sequence[str], **overrides: Any) -> AttemptSpec:
+    """An AttemptSpec for the test image with a fresh task id; fields overridable."""
+    task_id = overrides.pop("task_id", str(uuid.uuid4()))
+    values: dict[str, Any] = {
+        "task_id": task_id,
+        "process_id": str(uuid.uuid4()),
+        "definition_name": "test-definition",
+        "task_name": "test-task",
+        "attempt": 1,
+        "image": TEST_IMAGE,
+        "tag": TEST_TAG,
+        "command": tuple(command),
+        "environment": {"GNOMON_TASK_ID": task_id},
+    }
+    values.update(overrides)
+    return AttemptSpec(**values)
+
+
+@dataclass
+class RecordingListener:
+    """An ExecutorListener that keeps every call, thread-safely."""
+
+    started: list[tuple[str, datetime, str]] = field(default_factory=list)
+    logs: list[tuple[str, list[LogLine]]] = field(default_factory=list)
+    waiting: list[tuple[str, str]] = field(default_factory=list)
+    finished: list[Outcome] = field(default_factory=list)
+    keep_lines: bool = True  # False: count lines and output bytes only (for huge outputs)
+    line_count: int = 0
+    byte_count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
+        """Record a start."""
+        with self._lock:
+            self.started.append((task_id, started_at, container_id))
+
+    def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
+        """Record a batch of lines."""
+        with self._lock:
+            self.line_count += len(lines)
+            self.byte_count += sum(len(ln.message) for ln in lines if ln.source != "gnomon")
+            if self.keep_lines or any(line.source == "gnomon" for line in lines):
+                self.logs.append((task_id, list(lines)))
+
+    def attempt_waiting(self, task_id: str, reason: str) -> None:
+        """Record a send-back."""
+        with self._lock:
+            self.waiting.append((task_id, reason))
+
+    def attempt_finished(self, outcome: Outcome) -> None:
+        """Record an outcome."""
+        with self._lock:
+            self.finished.append(outcome)
+
+    def outcome(self, task_id: str) -> Outcome | None:
+        """The outcome reported for `task_id`, if any."""
+        with self._lock:
+            found = [o for o in self.finished if o.task_id == task_id]
+        return found[0] if found else None
+
+    def outcomes(self, task_id: str) -> list[Outcome]:
+        """Every outcome reported for `task_id` (there must be at most one)."""
+        with self._lock:
+            return [o for o in self.finished if o.task_id == task_id]
+
+    def wait_outcome(self, task_id: str, timeout: float = 60.0) -> Outcome:
+        """Wait until `task_id` has finished; its outcome."""
+        return wait_for(lambda: self.outcome(task_id), timeout, f"task {task_id} to finish")
+
+    def lines(self, task_id: str, source: str | None = None) -> list[LogLine]:
+        """The lines stored for `task_id`, optionally from one source, in delivery order."""
+        with self._lock:
+            batches = [lines for t, lines in self.logs if t == task_id]
+        return [line for batch in batches for line in batch if source in (None, line.source)]
+
+    def messages(self, task_id: str, source: str | None = None) -> list[str]:
+        """The messages of `lines`."""
+        return [line.message for line in self.lines(task_id, source)]
+
+    def starts(self, task_id: str) -> list[tuple[str, datetime, str]]:
+        """The attempt_started calls for `task_id`."""
+        with self._lock:
+            return [s for s in self.started if s[0] == task_id]

@@ -1,0 +1,425 @@
+"""DockerExecutor against the real Docker Engine, with the busybox test image."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.base import Ending, EngineUnavailable, InFlight
+from executor.docker_executor import DockerExecutor, DockerSettings
+from tests.executor.support import RecordingListener, make_spec, wait_for
+
+pytestmark = pytest.mark.docker
+
+MakeExecutor = Callable[..., DockerExecutor]
+SLEEP = ["sleep", "300"]
+
+
+def test_environment_reaches_the_container(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    spec = make_spec(
+        ["sh", "-c", 'echo "task=$GNOMON_TASK_ID"; echo "greeting=$GREETING"'],
+        environment={"GNOMON_TASK_ID": "t-123", "GREETING": "hello world"},
+    )
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.exit_code, outcome.reason) == (Ending.EXITED, 0, None)
+    assert listener.messages(spec.task_id, "stdout") == ["task=t-123", "greeting=hello world"]
+
+
+def test_limits_and_labels_are_visible_in_inspect(
+    make_executor: MakeExecutor, listener: RecordingListener, docker_client: Any
+) -> None:
+    executor = make_executor(kill_grace_seconds=0)
+    spec = make_spec(SLEEP, memory_mib=64, cpu_units=512)
+    executor.start(spec)
+    (_, started_at, container_id), *_ = wait_for(lambda: listener.starts(spec.task_id))
+    info = docker_client.api.inspect_container(container_id)
+    host = info["HostConfig"]
+    assert host["Memory"] == 64 * 1024 * 1024
+    assert host["MemorySwap"] == 64 * 1024 * 1024
+    assert host["NanoCpus"] == 500_000_000
+    assert host["NetworkMode"] == "bridge"
+    assert not host.get("AutoRemove")
+    assert info["Config"]["Cmd"] == SLEEP
+    labels = info["Config"]["Labels"]
+    assert labels["gnomon.task_id"] == spec.task_id
+    assert labels["gnomon.process_id"] == spec.process_id
+    assert labels["gnomon.definition"] == spec.definition_name
+    assert labels["gnomon.instance"] == executor._settings.instance
+    assert started_at.isoformat()[:19] == info["State"]["StartedAt"][:19]
+    executor.kill(spec.task_id, "killed: run was killed")
+    assert listener.wait_outcome(spec.task_id).ending == Ending.KILLED
+
+
+@pytest.mark.parametrize(("code", "reason"), [(0, None), (3, "exit code 3")])
+def test_exit_codes(
+    make_executor: MakeExecutor, listener: RecordingListener, code: int, reason: str | None
+) -> None:
+    executor = make_executor()
+    spec = make_spec(["sh", "-c", f"exit {code}"])
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.exit_code, outcome.reason) == (Ending.EXITED, code, reason)
+    assert outcome.started_at is not None and outcome.started_at <= outcome.ended_at
+    assert len(listener.starts(spec.task_id)) == 1
+
+
+def test_output_order_is_kept_per_stream(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor(log_batch_lines=7)
+    script = "i=0; while [ $i -lt 300 ]; do echo out $i; echo err $i >&2; i=$((i+1)); done"
+    spec = make_spec(["sh", "-c", script])
+    executor.start(spec)
+    listener.wait_outcome(spec.task_id)
+    assert listener.messages(spec.task_id, "stdout") == [f"out {i}" for i in range(300)]
+    assert listener.messages(spec.task_id, "stderr") == [f"err {i}" for i in range(300)]
+
+
+def test_long_lines_are_split_in_chunks(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    spec = make_spec(["sh", "-c", "head -c 150000 /dev/zero | tr '\\0' x; echo; echo next"])
+    executor.start(spec)
+    listener.wait_outcome(spec.task_id)
+    sizes = [len(m) for m in listener.messages(spec.task_id, "stdout")]
+    assert sizes == [65536, 65536, 150000 - 2 * 65536, 4]
+
+
+def test_a_memory_hog_is_killed_out_of_memory(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    spec = make_spec(["sh", "-c", "x=a; while true; do x=$x$x; done"], memory_mib=6)
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.reason) == (Ending.OOM_KILLED, "killed: out of memory")
+    assert outcome.oom_killed and outcome.exit_code == 137
+
+
+def test_kill_terminates_then_kills(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor(kill_grace_seconds=1)
+    # sh as PID 1 ignores SIGTERM, so this needs the SIGKILL after the grace period.
+    ignores_term = make_spec(SLEEP)
+    obeys_term = make_spec(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+    for spec in (ignores_term, obeys_term):
+        executor.start(spec)
+    wait_for(lambda: listener.starts(ignores_term.task_id) and listener.starts(obeys_term.task_id))
+    for spec in (ignores_term, obeys_term):
+        executor.kill(spec.task_id, "killed: run was killed")
+    hard = listener.wait_outcome(ignores_term.task_id)
+    soft = listener.wait_outcome(obeys_term.task_id)
+    assert (hard.ending, hard.reason, hard.exit_code) == (
+        Ending.KILLED,
+        "killed: run was killed",
+        137,
+    )
+    assert (soft.ending, soft.reason, soft.exit_code) == (
+        Ending.KILLED,
+        "killed: run was killed",
+        0,
+    )
+
+
+class _BlockingListener(RecordingListener):
+    """Holds the (single) start worker inside attempt_started until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def attempt_started(self, task_id: str, started_at: Any, container_id: str) -> None:
+        """Record, then block."""
+        super().attempt_started(task_id, started_at, container_id)
+        self.release.wait(60)
+
+
+def test_kill_before_start_prevents_the_start(make_executor: MakeExecutor) -> None:
+    blocking = _BlockingListener()
+    executor = make_executor(blocking, worker_threads=1, kill_grace_seconds=0)
+    first, second = make_spec(SLEEP), make_spec(SLEEP)
+    executor.start(first)
+    wait_for(lambda: blocking.starts(first.task_id))
+    executor.start(second)  # queued behind the blocked worker
+    executor.kill(second.task_id, "killed: run was killed")
+    executor.kill(first.task_id, "killed: run was killed")
+    blocking.release.set()
+    outcome = blocking.wait_outcome(second.task_id)
+    assert (outcome.ending, outcome.reason, outcome.started_at) == (
+        Ending.KILLED,
+        "killed: run was killed",
+        None,
+    )
+    assert blocking.starts(second.task_id) == []
+    assert blocking.wait_outcome(first.task_id).ending == Ending.KILLED
+
+
+def test_max_runtime_is_enforced(make_executor: MakeExecutor, listener: RecordingListener) -> None:
+    executor = make_executor(kill_grace_seconds=1)
+    spec = make_spec(SLEEP, max_runtime_seconds=2)
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.reason) == (
+        Ending.TIMED_OUT,
+        "killed: exceeded max_runtime_seconds (2)",
+    )
+    assert outcome.started_at is not None
+    ran = (outcome.ended_at - outcome.started_at).total_seconds()
+    assert 2 <= ran < 15
+
+
+def test_a_missing_image_ends_within_seconds(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    spec = make_spec(["true"], image="gnomon-test/does-not-exist", tag="1.0")
+    began = time.monotonic()
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id, timeout=30)
+    assert time.monotonic() - began < 15
+    assert (outcome.ending, outcome.reason) == (
+        Ending.IMAGE_NOT_FOUND,
+        "image not found: gnomon-test/does-not-exist:1.0",
+    )
+    notes = listener.messages(spec.task_id, "gnomon")
+    assert any("pull of gnomon-test/does-not-exist:1.0 failed" in note for note in notes)
+
+
+def test_a_bad_command_fails_to_start(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    spec = make_spec(["no-such-program"])
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert outcome.ending == Ending.START_FAILED
+    assert outcome.reason is not None and "no-such-program" in outcome.reason
+    assert listener.starts(spec.task_id) == []
+
+
+def test_log_paths_are_collected_at_exit(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor()
+    script = (
+        "mkdir -p /tmp/logs; printf 'one\\ntwo\\n' > /tmp/app.log; echo three > /tmp/logs/b.log"
+    )
+    spec = make_spec(["sh", "-c", script], log_paths=("/tmp/app.log", "/tmp/logs", "/nope"))
+    executor.start(spec)
+    listener.wait_outcome(spec.task_id)
+    assert listener.messages(spec.task_id, "/tmp/app.log") == ["one", "two"]
+    assert listener.messages(spec.task_id, "/tmp/logs/b.log") == ["three"]
+    assert "log path /nope not found in the container" in listener.messages(spec.task_id, "gnomon")
+
+
+def test_output_is_capped_with_one_note(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor(log_cap_bytes=1000)
+    spec = make_spec(["sh", "-c", "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done"])
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert outcome.exit_code == 0
+    stored = listener.messages(spec.task_id, "stdout")
+    assert sum(len(m) for m in stored) <= 1000
+    assert stored == [f"line {i}" for i in range(len(stored))]
+    notes = listener.messages(spec.task_id, "gnomon")
+    assert len(notes) == 1 and notes[0].startswith("output truncated")
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.slow
+def test_printing_200_mb_keeps_memory_bounded(make_executor: MakeExecutor) -> None:
+    counting = RecordingListener(keep_lines=False)
+    executor = make_executor(counting)
+    line = "0123456789" * 10  # 101 bytes a line with its newline
+    spec = make_spec(["sh", "-c", f"yes {line} | head -c 200000000"])
+    before = _rss_bytes()
+    peak = before
+    executor.start(spec)
+
+    def done() -> bool:
+        nonlocal peak
+        peak = max(peak, _rss_bytes())
+        return counting.outcome(spec.task_id) is not None
+
+    wait_for(done, timeout=240)
+    assert counting.outcome(spec.task_id).exit_code == 0  # type: ignore[union-attr]
+    assert counting.byte_count <= 10 * 1024 * 1024
+    assert counting.byte_count > 9 * 1024 * 1024
+    assert peak - before < 40 * 1024 * 1024, f"RSS grew by {(peak - before) / 2**20:.1f} MiB"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    paths: list[str] = []
+
+    def do_GET(self) -> None:
+        """Remember the path; answer 204."""
+        self.paths.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def callback_server() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on 127.0.0.1 recording the paths it is asked for."""
+    handler = type("Handler", (_Recorder,), {"paths": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.paths
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_container_calls_back_over_loopback(
+    make_executor: MakeExecutor,
+    listener: RecordingListener,
+    callback_server: tuple[str, list[str]],
+) -> None:
+    url, paths = callback_server
+    executor = make_executor(network_mode="host")
+    spec = make_spec(
+        ["sh", "-c", 'wget -q -O - "$GNOMON_URL/api/tasks/$GNOMON_TASK_ID/ping"'],
+        environment={"GNOMON_URL": url, "GNOMON_TASK_ID": "task-42"},
+    )
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert outcome.exit_code == 0, listener.messages(spec.task_id)
+    assert paths == ["/api/tasks/task-42/ping"]
+
+
+def test_recover_reattaches_finalises_and_reports_lost(
+    make_executor: MakeExecutor, docker_client: Any
+) -> None:
+    before = RecordingListener()
+    first = make_executor(before, kill_grace_seconds=0)
+    counting = "i=0; while [ $i -lt 60 ]; do echo n $i; i=$((i+1)); sleep 0.05; done"
+    running = make_spec(["sh", "-c", counting])
+    exits_while_down = make_spec(["sh", "-c", "echo early; sleep 1; echo late; exit 4"])
+    stray = make_spec(SLEEP)
+    for spec in (running, exits_while_down, stray):
+        first.start(spec)
+    wait_for(lambda: len(before.messages(running.task_id)) >= 5, what="some output")
+    wait_for(lambda: before.messages(exits_while_down.task_id) == ["early"])
+    first.close()  # a "restart": containers keep running
+    stored = before.lines(running.task_id)
+    assert before.outcome(running.task_id) is None
+    wait_for(lambda: _state(docker_client, exits_while_down.task_id) == "exited")
+
+    after = RecordingListener()
+    second = make_executor(after, kill_grace_seconds=0)
+    lost = make_spec(SLEEP)
+    second.recover(
+        [
+            InFlight(running, logs_until=stored[-1].when),
+            InFlight(exits_while_down, logs_until=before.lines(exits_while_down.task_id)[-1].when),
+            InFlight(lost),
+        ]
+    )
+    done = after.wait_outcome(running.task_id)
+    assert (done.ending, done.exit_code) == (Ending.EXITED, 0)
+    again = [line.message for line in stored] + after.messages(running.task_id, "stdout")
+    assert again == [f"n {i}" for i in range(60)]
+    assert len(after.starts(running.task_id)) == 1
+
+    exited = after.wait_outcome(exits_while_down.task_id)
+    assert (exited.ending, exited.exit_code, exited.reason) == (Ending.EXITED, 4, "exit code 4")
+    assert after.messages(exits_while_down.task_id, "stdout") == ["late"]
+
+    gone = after.wait_outcome(lost.task_id)
+    assert (gone.ending, gone.reason) == (Ending.LOST, "container lost")
+    wait_for(lambda: _state(docker_client, stray.task_id) is None, what="stray removed")
+    assert after.outcome(stray.task_id) is None
+
+
+def test_a_container_removed_behind_our_back_is_lost(
+    make_executor: MakeExecutor, listener: RecordingListener, docker_client: Any
+) -> None:
+    executor = make_executor()
+    spec = make_spec(SLEEP)
+    executor.start(spec)
+    (_, _, container_id), *_ = wait_for(lambda: listener.starts(spec.task_id))
+    docker_client.api.remove_container(container_id, force=True)
+    outcome = listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.reason) == (Ending.LOST, "container lost")
+
+
+def test_finished_containers_are_removed_unless_kept(
+    make_executor: MakeExecutor, listener: RecordingListener, docker_client: Any
+) -> None:
+    executor = make_executor(keep_failed_containers=True)
+    good, bad = make_spec(["true"]), make_spec(["false"])
+    executor.start(good)
+    executor.start(bad)
+    listener.wait_outcome(good.task_id)
+    listener.wait_outcome(bad.task_id)
+    wait_for(lambda: _state(docker_client, good.task_id) is None, what="good removed")
+    assert _state(docker_client, bad.task_id) == "exited"
+    docker_client.api.remove_container(listener.starts(bad.task_id)[0][2])
+
+
+def _state(client: Any, task_id: str) -> str | None:
+    found = client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})
+    return found[0]["State"] if found else None
+
+
+def test_an_unreachable_engine_is_reported_not_failed(
+    busybox_image: str, instance: str, tmp_path: Path
+) -> None:
+    settings = DockerSettings(instance=instance, docker_host=f"unix://{tmp_path}/none.sock")
+    executor = DockerExecutor(settings)
+    listener = RecordingListener()
+    executor.open(listener)
+    try:
+        health = executor.health()
+        assert not health.ok and "unreachable" in health.detail
+        with pytest.raises(EngineUnavailable):
+            executor.start(make_spec(["true"]))
+        assert listener.finished == [] and listener.waiting == []
+    finally:
+        executor.close()
+
+
+def test_health_answers_quickly_when_the_socket_hangs(
+    busybox_image: str, instance: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "hang.sock"
+    hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    hung.bind(str(path))
+    hung.listen(16)  # accepts connections, never answers
+    executor = DockerExecutor(DockerSettings(instance=instance, docker_host=f"unix://{path}"))
+    try:
+        began = time.monotonic()
+        health = executor.health()
+        assert time.monotonic() - began < 2.5
+        assert not health.ok
+        began = time.monotonic()
+        assert executor.health() == health  # cached
+        assert time.monotonic() - began < 0.1
+    finally:
+        executor.close()
+        hung.close()

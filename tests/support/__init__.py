@@ -1,0 +1,1 @@
+"""Helpers shared by Gnomon's tests and benchmarks."""
