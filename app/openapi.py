@@ -16,6 +16,7 @@ from app.schemas import (
     MetadataEntrySchema,
     ProcessFilterSchema,
     ProcessSchema,
+    RegisteredDefinitionSchema,
     TaskFilterSchema,
     TaskSchema,
     TriggerArgsSchema,
@@ -78,14 +79,14 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
         definitions: {
             "get": {
                 "summary": "All registered process definitions",
-                "responses": responses(ok({"type": "array", "items": ref("ProcessDefinition")})),
+                "responses": responses(ok({"type": "array", "items": ref("RegisteredDefinition")})),
             }
         },
         definitions + "/{name}": {
             "parameters": [NAME],
             "get": {
                 "summary": "One process definition",
-                "responses": responses(ok(ref("ProcessDefinition")), e404="unknown name"),
+                "responses": responses(ok(ref("RegisteredDefinition")), e404="unknown name"),
             },
             "put": {
                 "summary": "Create or replace a process definition",
@@ -93,8 +94,11 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
                 "requestBody": {"required": True, **json_content(ref("ProcessDefinition"))},
                 "responses": responses(
                     {
-                        **ok(ref("ProcessDefinition"), "replaced"),
-                        "201": {"description": "created", **json_content(ref("ProcessDefinition"))},
+                        **ok(ref("RegisteredDefinition"), "replaced"),
+                        "201": {
+                            "description": "created",
+                            **json_content(ref("RegisteredDefinition")),
+                        },
                     },
                     e400=BAD_INPUT,
                 ),
@@ -267,6 +271,7 @@ def build_spec() -> dict[str, Any]:
         ("Process", ProcessSchema),
         ("Error", ErrorSchema),
         ("ProcessDefinition", ProcessDefinitionSchema),
+        ("RegisteredDefinition", RegisteredDefinitionSchema),
     ):
         spec.components.schema(name, schema=schema)
     spec.components.schema("Health", HEALTH)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from app.http import actor, json_body, name_param, no_content
-from app.schemas import TriggerArgsSchema, load_query
+from app.schemas import DefinitionStateSchema, TriggerArgsSchema, load_query
 from app.state import scheduler
 from definitions import dump_definition, parse_definition
 from scheduler import queries
@@ -14,11 +14,12 @@ from scheduler.views import DefinitionView
 bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definitions")
 
 TRIGGER_ARGS = TriggerArgsSchema()
+STATE = DefinitionStateSchema()
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
-    """The wire form of a registered definition."""
-    return dump_definition(view.definition)
+    """The wire form of a registered definition, with its version and scheduling state."""
+    return {**dump_definition(view.definition), **STATE.dump(view)}
 
 
 @bp.get("", strict_slashes=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
+from definitions.schemas import ProcessDefinitionSchema
 from scheduler.views import NewLogEntry, NewMetadataEntry
 
 PROCESS_STATUSES = ("running", "succeeded", "failed")
@@ -159,6 +160,29 @@ class ProcessSchema(Schema):
         required=True, metadata={"description": "what started the run: schedule, manual, retry"}
     )
     reason = fields.String(allow_none=True)
+
+
+class DefinitionStateSchema(Schema):
+    """What the server adds to a registered definition: its version and scheduling state.
+
+    Read-only: a PUT may carry these fields back (GET→PUT round-trips) and they are ignored.
+    """
+
+    version = fields.Integer(dump_only=True, metadata={"description": "1, then +1 per change"})
+    next_fire_at = UTCDateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "when the schedule fires next; null if paused or unscheduled"},
+    )
+    created_at = UTCDateTime(dump_only=True)
+    updated_at = UTCDateTime(dump_only=True)
+    updated_by = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "who made the last change"}
+    )
+
+
+class RegisteredDefinitionSchema(ProcessDefinitionSchema, DefinitionStateSchema):
+    """`process_definition` as the API returns it: the definition and its state."""
 
 
 class ProcessFilterSchema(Schema):

@@ -72,6 +72,10 @@ def _choice(enum: type, default: str) -> fields.Field:
     return _optional(Text, default, validate=OneOf([member.value for member in enum]))
 
 
+# Read-only fields the API adds to a registered definition (its scheduling state).
+SERVER_FIELDS = frozenset({"version", "next_fire_at", "created_at", "updated_at", "updated_by"})
+
+
 class WireSchema(Schema):
     """Base of all schemas here: strict about unknown keys, null as absent, None omitted."""
 
@@ -383,6 +387,13 @@ class ProcessDefinitionSchema(WireSchema):
     misfire_policy = _choice(MisfirePolicy, MisfirePolicy.RUN_ONCE.value)
     misfire_grace_seconds = _optional(StrictInteger, 3600, validate=_SECONDS)
     max_catch_up_runs = _optional(StrictInteger, validate=Range(min=1, max=limits.MAX_INT))
+
+    @pre_load
+    def _drop_server_fields(self, data: Any, **kwargs: Any) -> Any:
+        """Ignore what the server adds to a definition it returns, so GET→PUT round-trips."""
+        if not isinstance(data, Mapping):
+            return data
+        return {k: v for k, v in data.items() if k not in SERVER_FIELDS}
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> ProcessDefinition:

@@ -30,7 +30,7 @@ def definition_view(row: Definition) -> DefinitionView:
         definition=replace(definition, paused=row.paused),
         version=row.version,
         paused=row.paused,
-        next_fire_at=row.next_fire_at,
+        next_fire_at=None if row.paused else row.next_fire_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
         updated_by=row.updated_by,

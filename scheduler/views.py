@@ -15,7 +15,7 @@ class DefinitionView:
     definition: ProcessDefinition
     version: int
     paused: bool
-    next_fire_at: datetime | None
+    next_fire_at: datetime | None  # None while paused or without a schedule
     created_at: datetime
     updated_at: datetime
     updated_by: str | None

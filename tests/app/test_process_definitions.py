@@ -68,6 +68,34 @@ def test_get_round_trip_is_identical(
     assert client.get(f"{URL}/nightly").get_json() == first
 
 
+def test_registered_definition_shows_its_state(
+    client: FlaskClient, put_definition: Callable[..., Definition]
+) -> None:
+    put_definition()
+    first = client.get(f"{URL}/nightly").get_json()
+    assert first["version"] == 1
+    assert first["next_fire_at"].endswith("T03:00:00.000Z")  # daily at 03:00 UTC
+    assert first["created_at"] == first["updated_at"]
+    assert first["updated_by"]
+
+    changed = client.put(f"{URL}/nightly", json={**first, "process_description": "new"})
+    assert changed.get_json()["version"] == 2
+    assert client.post(f"{URL}/nightly/pause").status_code == 204
+    paused = client.get(f"{URL}/nightly").get_json()
+    assert paused["next_fire_at"] is None
+    assert [d["version"] for d in client.get(URL).get_json()] == [2]
+
+
+def test_server_fields_in_a_put_are_ignored(
+    client: FlaskClient, make_definition: Callable[..., Definition]
+) -> None:
+    body = make_definition(version=99, next_fire_at="2000-01-01T00:00:00Z", updated_by="me")
+    created = client.put(f"{URL}/nightly", json=body).get_json()
+    assert created["version"] == 1
+    assert created["next_fire_at"] != "2000-01-01T00:00:00.000Z"
+    assert created["updated_by"] != "me"
+
+
 def test_list_and_get(client: FlaskClient, put_definition: Callable[..., Definition]) -> None:
     put_definition("b")
     put_definition("a")
