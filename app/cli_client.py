@@ -671,9 +671,9 @@ def logs_command(client: Client, as_json: bool, task_id: str, follow: bool) -> N
     show_new_entries(task, seen, as_json)
     while follow and task["status"] not in FINISHED:
         time.sleep(POLL_SECONDS)
-        task = client.task_in_process(task["process_id"], task_id)
+        task = client.task(task_id)
         if task is None:
-            raise Failure(f"Task {task_id!r} is no longer part of its run.")
+            raise Failure(f"Task {task_id!r} is gone.")
         show_new_entries(task, seen, as_json)
 
 

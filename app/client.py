@@ -8,14 +8,13 @@ service that cannot be reached raises `Unreachable`. Both are `ClientError`s.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-TASK_PAGE_SIZE = 200
 # requests buries the socket's reason ("[Errno 111] Connection refused") in a long repr
 ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^\"'()\]]+)")
 
@@ -173,29 +172,14 @@ class Client:
         """Task attempts, newest first, filtered as `GET /api/tasks` allows."""
         return self.request("GET", "/api/tasks", params=filters).json()
 
-    def iter_tasks(self) -> Iterator[dict[str, Any]]:
-        """Every task attempt, newest first, fetched a page at a time."""
-        seen: set[str] = set()
-        filters: dict[str, Any] = {"limit": TASK_PAGE_SIZE}
-        while True:
-            page = self.tasks(**filters)
-            fresh = [task for task in page if task["task_id"] not in seen]
-            yield from fresh
-            if len(page) < TASK_PAGE_SIZE or not fresh:
-                return
-            seen.update(task["task_id"] for task in fresh)
-            # `end_time` is inclusive: the next page starts with the oldest attempt seen
-            filters["end_time"] = page[-1]["start_time"]
-
     def task(self, task_id: str) -> dict[str, Any] | None:
-        """The task attempt `task_id`, or None if there is none."""
-        # The contract has no GET /api/tasks/{id}: page through the attempts, newest first
-        return next((task for task in self.iter_tasks() if task["task_id"] == task_id), None)
-
-    def task_in_process(self, process_id: str, task_id: str) -> dict[str, Any] | None:
-        """The attempt `task_id` as its run `process_id` currently shows it."""
-        tasks = self.process(process_id).get("task", [])
-        return next((task for task in tasks if task["task_id"] == task_id), None)
+        """The task attempt `task_id` with its entries, or None if there is none."""
+        try:
+            return self.request("GET", f"/api/tasks/{quote(task_id, safe='')}").json()
+        except ServiceError as error:
+            if error.status in (400, 404):  # not a UUID, or no such attempt
+                return None
+            raise
 
 
 def definition_path(name: str) -> str:

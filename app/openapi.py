@@ -180,6 +180,13 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
                 "responses": responses(ok({"type": "array", "items": ref("Task")}), e400=BAD_INPUT),
             }
         },
+        "/api/tasks/{task_id}": {
+            "parameters": [uuid_path("task_id")],
+            "get": {
+                "summary": "One task attempt with its log and metadata entries",
+                "responses": responses(ok(ref("Task")), e400=BAD_INPUT, e404="unknown id"),
+            },
+        },
         **callback(
             "log_entries", "LogEntry", "Append log entries (ids already stored are ignored)"
         ),

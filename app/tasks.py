@@ -42,6 +42,12 @@ def list_tasks() -> Response:
     return jsonify(TASK.dump(tasks, many=True))
 
 
+@bp.get("/<task_id>")
+def get_task(task_id: str) -> Response:
+    """One attempt with its log and metadata entries; 404 if unknown."""
+    return jsonify(TASK.dump(queries.get_task(uuid_param("task_id", task_id))))
+
+
 @bp.post("/<task_id>/log_entries")
 def add_log_entries(task_id: str) -> Response:
     """Store log entries the task sent; an entry whose id is already stored is ignored."""

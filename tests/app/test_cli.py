@@ -406,13 +406,12 @@ def test_logs_follow_prints_new_entries_until_the_task_ends(
     gnomon: click.Group, stub: tuple[Stub, str]
 ) -> None:
     script, url = stub
-    script.on("GET", "/api/tasks", [attempt("running", "one")])
     script.on(
         "GET",
-        f"/api/processes/{RUN_ID}",
-        process("running", attempt("running", "one")),
-        process("running", attempt("running", "one", "two")),
-        process("succeeded", attempt("succeeded", "one", "two", "three")),
+        f"/api/tasks/{TASK_ID}",
+        attempt("running", "one"),
+        attempt("running", "one", "two"),
+        attempt("succeeded", "one", "two", "three"),
     )
     result = invoke(gnomon, url, "logs", TASK_ID, "--follow")
     assert result.exit_code == 0, result.output
@@ -427,7 +426,8 @@ def test_logs_follow_prints_new_entries_until_the_task_ends(
 
 def test_logs_of_an_unknown_task(gnomon: click.Group, stub: tuple[Stub, str]) -> None:
     script, url = stub
-    script.on("GET", "/api/tasks", [])
+    missing = {"error": "not_found", "message": "No task.", "details": {}}
+    script.on("GET", f"/api/tasks/{TASK_ID}", missing, status=404)
     result = invoke(gnomon, url, "logs", TASK_ID)
     assert (result.exit_code, result.stderr) == (1, f"error: No task '{TASK_ID}'.\n")
 

@@ -190,3 +190,14 @@ def test_malformed_task_filters_are_400(client: FlaskClient, parameter: str, val
     assert response.status_code == 400
     fields = response.get_json()["details"]["fields"]
     assert [path.split(".")[0] for path in fields] == [parameter]
+
+
+def test_get_one_task(client: FlaskClient, run: dict[str, Any]) -> None:
+    task_id = first_task_id(run)
+    assert client.post(f"{URL}/{task_id}/log_entries", json=[log_entry()]).status_code == 204
+    one = client.get(f"{URL}/{task_id.upper()}")
+    assert one.status_code == 200
+    assert one.get_json() == task_of(client, run, task_id)
+    assert [e["message"] for e in one.get_json()["log_entries"]] == ["hello"]
+    assert client.get(f"{URL}/{uuid.uuid4()}").get_json()["error"] == "not_found"
+    assert client.get(f"{URL}/nope").status_code == 400
