@@ -13,6 +13,7 @@ from waitress.server import create_server
 
 from app import cli_client, create_app
 from app.config import ConfigError
+from app.shutdown import serve_until_stopped
 from app.state import EXTENSION_KEY, Gnomon
 from scheduler.database import describe
 
@@ -59,7 +60,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     )
     stop_on_signals()
     try:
-        server.run()  # returns once a signal handler raised KeyboardInterrupt
+        serve_until_stopped(server, app.config["SHUTDOWN_GRACE_SECONDS"])
     finally:
         server.close()
         state.scheduler.stop()  # containers keep running; the next start re-attaches them

@@ -174,6 +174,12 @@ SETTINGS: tuple[Setting, ...] = (
         at_least(8),
     ),
     Setting(
+        "SHUTDOWN_GRACE_SECONDS", 5.0, float,
+        "Seconds `gnomon serve`, told to stop, lets requests in flight finish; it stops "
+        "accepting new ones at once and leaves task containers running for the next start.",
+        at_least(0),
+    ),
+    Setting(
         "LOG_LEVEL", "INFO", str,
         "Logging level of `gnomon serve` (DEBUG, INFO, WARNING, ERROR).",
         one_of("DEBUG", "INFO", "WARNING", "ERROR"),

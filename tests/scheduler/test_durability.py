@@ -102,3 +102,27 @@ def test_a_crash_mid_dag_loses_nothing_and_starts_nothing_twice(
     instance = service.env["GNOMON_INSTANCE"]
     left = docker_client.containers.list(all=True, filters={"label": f"gnomon.instance={instance}"})
     assert left == []
+
+
+def test_sigterm_leaves_the_container_running_for_the_next_start(
+    service: Service, docker_client: Any
+) -> None:
+    service.start()
+    body = definition("calm", task("main", "sleep 4; echo done"))
+    assert service.api("PUT", "/api/process_definitions/calm", json=body).status_code == 201
+    response = service.api("POST", "/api/process_definitions/calm/trigger")
+    run_of = lambda: service.api("GET", response.headers["Location"]).json()  # noqa: E731
+    wait_for(lambda: statuses(run_of()).get("main") == "running", 30, "the task to run")
+
+    service.stop()
+    assert service.process is not None and service.process.returncode == 0
+    instance = {"label": f"gnomon.instance={service.env['GNOMON_INSTANCE']}"}
+    [container] = docker_client.containers.list(all=True, filters=instance)
+    assert container.status == "running"
+
+    service.start()
+    run = wait_for(lambda: run_of() if run_of()["status"] != "running" else None, 60, "the run")
+    assert run["status"] == "succeeded"
+    [attempt] = tasks_of(run)["main"]
+    assert [entry["message"] for entry in attempt["log_entries"]] == ["done"]
+    assert docker_client.containers.list(all=True, filters=instance) == []
