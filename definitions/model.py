@@ -1,6 +1,6 @@
 """Wire models of a process definition as frozen dataclasses, field names as on the wire."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -36,7 +36,7 @@ class EnvironmentVariable:
     """One environment variable given to a task container."""
 
     variable_name: str
-    value: str
+    value: str = field(repr=False)  # it may be a secret, and definitions end up in logs
 
 
 @dataclass(frozen=True)

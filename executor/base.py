@@ -8,10 +8,23 @@ implements `Executor`; nothing above this module knows which one runs.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Protocol
+
+# Names of environment variables that hold secrets (GNOMON_TASK_TOKEN among them): their
+# values must never reach a log, so every text made from an environment redacts them.
+SECRET_NAME = re.compile("TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def redact_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """`environment` with the value of each variable whose name looks secret redacted."""
+    return {
+        name: REDACTED if SECRET_NAME.search(name) else value for name, value in environment.items()
+    }
 
 
 class EngineUnavailable(Exception):
@@ -35,6 +48,12 @@ class AttemptSpec:
     cpu_units: int | None = None
     log_paths: tuple[str, ...] = ()
     max_runtime_seconds: int | None = None
+
+    def __repr__(self) -> str:
+        """Every field, secret values of `environment` redacted: specs end up in logs."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["environment"] = redact_environment(self.environment)
+        return f"AttemptSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def image_ref(self) -> str:

@@ -28,8 +28,28 @@ Migration = Callable[[Database], None]
 MIGRATIONS: dict[int, Migration] = {}
 
 
+class HideQueryParameters(logging.Filter):
+    """Keep the values of peewee's DEBUG query log out of the log: they hold definition
+    bodies (environment variables, secrets among them) and the task-token secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Log a query as its SQL and the number of its parameters."""
+        if isinstance(record.msg, tuple) and len(record.msg) == 2:
+            sql, params = record.msg
+            record.msg, record.args = "%s -- %d parameter(s)", (sql, len(params or ()))
+        return True
+
+
+def hide_query_parameters() -> None:
+    """Install HideQueryParameters on peewee's logger, once."""
+    logger = logging.getLogger("peewee")
+    if not any(isinstance(f, HideQueryParameters) for f in logger.filters):
+        logger.addFilter(HideQueryParameters())
+
+
 def open_database(url: str) -> Database:
     """Open the database named by `url` (sqlite:///path or postgresql://...)."""
+    hide_query_parameters()
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from definitions import DockerImageCommand, ProcessDefinition, TaskDefinition
+from definitions import DockerImageCommand, EnvironmentVariable, ProcessDefinition, TaskDefinition
 
 
 def test_task_lookup_and_immutability() -> None:
@@ -15,3 +15,10 @@ def test_task_lookup_and_immutability() -> None:
         definition.task("c")
     with pytest.raises(dataclasses.FrozenInstanceError):
         definition.paused = True  # type: ignore[misc]
+
+
+def test_environment_values_stay_out_of_reprs() -> None:
+    variable = EnvironmentVariable("DB_PASSWORD", "hunter2")
+    command = DockerImageCommand("alpine", (), environment_variables=(variable,))
+    text = repr(ProcessDefinition("job", (TaskDefinition("main", command),)))
+    assert "DB_PASSWORD" in text and "hunter2" not in text
