@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from peewee import fn
+from peewee import PeeweeException, fn
 
 from definitions import ProcessDefinition, definition_from_json
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
@@ -157,7 +157,10 @@ class Engine:
         for task_id in changes.kill:
             self.executor.kill(task_id, runs.KILLED_REASON)
         if self.metrics:
-            self._count(changes)
+            try:
+                self._count(changes)
+            except PeeweeException:  # the change is committed: a metric must not undo its answer
+                log.exception("counting a committed change in the metrics failed")
         if changes.started or changes.ended or changes.finished_attempts:
             self.wake()
 

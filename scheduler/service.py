@@ -75,9 +75,11 @@ class Scheduler:
         self, definition: ProcessDefinition, *, actor: str
     ) -> tuple[DefinitionView, bool]:
         """Create or update a definition; True when it was created."""
-        created = catalog.save(definition, actor=actor, now=self.clock())
+        with write_transaction():  # the answer is read in the write: a 503 means nothing stored
+            created = catalog.save(definition, actor=actor, now=self.clock())
+            view = queries.get_definition(definition.process_definition_name)
         self.engine.wake()
-        return queries.get_definition(definition.process_definition_name), created
+        return view, created
 
     def delete_definition(self, name: str, *, actor: str) -> None:
         """Delete a definition; its runs stay readable."""
@@ -95,24 +97,29 @@ class Scheduler:
         if task_name is not None and not _has_task(queries.get_definition(name), task_name):
             raise NotFound("task_definition", task_name)
         now = self.clock()
-        run_id, changes = runs.start_run(
-            name, trigger=f"manual:{actor}", now=now, only_task=task_name
-        )
-        catalog.audit(actor, "trigger", name, run_id, now)
+        with write_transaction():  # the run and its audit event, or neither
+            run_id, changes = runs.start_run(
+                name, trigger=f"manual:{actor}", now=now, only_task=task_name
+            )
+            catalog.audit(actor, "trigger", name, run_id, now)
         self.engine.apply(changes)
         return run_id
 
     def kill(self, run_id: str, *, actor: str) -> None:
         """Kill a run: its containers are stopped and it fails."""
         now = self.clock()
-        self.engine.apply(runs.kill_run(run_id, now))
-        catalog.audit(actor, "kill", run_id, None, now)
+        with write_transaction():
+            changes = runs.kill_run(run_id, now)
+            catalog.audit(actor, "kill", run_id, None, now)
+        self.engine.apply(changes)
 
     def retry(self, run_id: str, *, actor: str) -> None:
         """Give a failed run's failed tasks one more attempt each."""
         now = self.clock()
-        self.engine.apply(runs.retry_run(run_id, now))
-        catalog.audit(actor, "retry", run_id, None, now)
+        with write_transaction():
+            changes = runs.retry_run(run_id, now)
+            catalog.audit(actor, "retry", run_id, None, now)
+        self.engine.apply(changes)
 
     # ------------------------------------------------------------ callbacks
 
