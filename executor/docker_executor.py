@@ -470,36 +470,41 @@ class DockerExecutor:
         if self._stopped_before_start(attempt):
             self._remove(container_id)
             return
-        api = self._engine.api()
+        # Not the engine's StartedAt: inspecting a container that exits at once waits
+        # until the engine has handled its exit. The Outcome has the engine's times.
+        started_at = self._clock()  # before the start, so never after its FinishedAt
         try:
-            api.start(container_id)
+            self._engine.api().start(container_id)
         except APIError as error:
             self._remove(container_id)
             self._fail_start(attempt, Ending.START_FAILED, _explain(error))
             return
-        state = api.inspect_container(container_id)["State"]
-        self._mark_running(attempt, _engine_time(state["StartedAt"]) or self._clock(), 0.0)
+        self._start_reader(attempt)  # at once: a quick exit's output is read meanwhile
+        self._mark_running(attempt, started_at, 0.0)
 
     def _mark_running(self, attempt: _Attempt, started_at: datetime, elapsed: float) -> None:
-        """The container runs: tell the listener, read its logs, arm its deadline."""
-        with self._lock:
-            attempt.phase = _Phase.RUNNING
-            attempt.started_at = started_at
-            exited = attempt.exited_early
-            if exited:
-                attempt.phase = _Phase.FINISHING
-            killing = attempt.kill_reason is not None and not exited
+        """The container runs and its reader reads: tell the listener, then let it finish.
+
+        Its exit can be claimed only from here on (a die event before marks it
+        `exited_early`), so the listener hears of the start before the end and
+        the finaliser always finds a started reader.
+        """
+        attempt.started_at = started_at
         spec = attempt.spec
         self._tell(lambda lsn: lsn.attempt_started(spec.task_id, started_at, attempt.container_id))
-        self._start_reader(attempt)
-        if spec.max_runtime_seconds is not None and not exited:
+        with self._lock:
+            exited = attempt.exited_early
+            attempt.phase = _Phase.FINISHING if exited else _Phase.RUNNING
+            killing = attempt.kill_reason is not None
+        if exited:
+            self._submit_chore(self._finalise, attempt)
+            return
+        if spec.max_runtime_seconds is not None:
             remaining = spec.max_runtime_seconds - elapsed
             on_deadline = functools.partial(self._on_deadline, attempt)
             attempt.deadline = self._timers.call_later(remaining, on_deadline)
         if killing:
             self._submit_chore(self._chore(self._terminate), attempt)
-        if exited:
-            self._submit_chore(self._finalise, attempt)
 
     # -- logs -------------------------------------------------------------------------
 
@@ -513,11 +518,11 @@ class DockerExecutor:
         )
 
     def _start_reader(self, attempt: _Attempt) -> None:
+        """Follow the container's output on a new thread, published only once it runs."""
         name = f"gnomon-executor-logs-{attempt.spec.task_id[:8]}"
-        attempt.reader = threading.Thread(
-            target=self._read_logs, args=(attempt,), name=name, daemon=True
-        )
-        attempt.reader.start()
+        reader = threading.Thread(target=self._read_logs, args=(attempt,), name=name, daemon=True)
+        reader.start()
+        attempt.reader = reader  # never a thread that cannot be joined yet
 
     def _read_logs(self, attempt: _Attempt) -> None:
         """Thread: follow the container's output until it ends or reaches the cap."""
@@ -679,20 +684,28 @@ class DockerExecutor:
     def _final_outcome(self, attempt: _Attempt) -> Outcome:
         if attempt.deadline is not None:
             attempt.deadline.cancel()
+        # The engine answers an inspect, and ends the log stream, only once it has
+        # finished handling the exit: ask first, so that both waits overlap.
+        try:
+            state = self._engine.api().inspect_container(attempt.container_id)["State"]
+        except NotFound:
+            state = None
+        self._drain_logs(attempt)
+        if state is None:
+            return self._outcome_without_container(attempt, "container lost")
+        if state.get("Status") == "removing" and attempt.kill_reason is None:
+            return self._outcome_without_container(attempt, "container lost")  # removed by hand
+        self._collect_log_paths(attempt)
+        return self._outcome(attempt, state)
+
+    def _drain_logs(self, attempt: _Attempt) -> None:
+        """Wait for the exited container's output to be read to its end."""
         if attempt.reader is not None:
             attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
             if attempt.reader.is_alive():
                 self._stop_reader(attempt)
         if attempt.reader_broken:
             self._read_logs(attempt)  # the rest of the output, now that it has ended
-        try:
-            self._collect_log_paths(attempt)
-            state = self._engine.api().inspect_container(attempt.container_id)["State"]
-        except NotFound:
-            return self._outcome_without_container(attempt, "container lost")
-        if state.get("Status") == "removing" and attempt.kill_reason is None:
-            return self._outcome_without_container(attempt, "container lost")  # removed by hand
-        return self._outcome(attempt, state)
 
     def _outcome(self, attempt: _Attempt, state: Mapping[str, Any]) -> Outcome:
         """How the container ended, from its inspected State."""
@@ -797,6 +810,7 @@ class DockerExecutor:
         started_at = _engine_time(state["StartedAt"]) or self._clock()
         attempt.exited_early = not (state["Running"] or state.get("Restarting"))
         elapsed = max(0.0, time.time() - started_at.timestamp())
+        self._start_reader(attempt)
         self._mark_running(attempt, started_at, elapsed)
 
     def _resume_start(self, attempt: _Attempt) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: databases (SQLite and a real PostgreSQL) and a leak guard."""
+"""Fixtures shared by every test: databases, the Docker Engine and its test image, a leak guard."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from peewee import Database
 
 from scheduler.database import migrate, open_database
 from tests.support import leaks
+from tests.support.images import TEST_IMAGE, TEST_TAG, build_test_image
 from tests.support.postgres import PostgresServer, PostgresUnavailable, find_bin_dir, start_server
 
 BACKENDS = [
@@ -109,6 +110,19 @@ def docker_client() -> Iterator[Any | None]:
     yield client
     if client is not None:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any | None) -> str:
+    """`gnomon-test/busybox:latest`, built (once) by tests/images/build_busybox.sh."""
+    if docker_client is None:
+        if in_ci():
+            pytest.fail("the Docker Engine is required in CI but unreachable", pytrace=False)
+        pytest.skip("no Docker Engine reachable")
+    problem = build_test_image()
+    if problem is not None:
+        pytest.fail(f"building the test image failed:\n{problem}", pytrace=False)
+    return f"{TEST_IMAGE}:{TEST_TAG}"
 
 
 @pytest.fixture(autouse=True)

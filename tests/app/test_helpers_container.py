@@ -11,10 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli_client import register
-from tests.executor.conftest import busybox_image
 from tests.support.live import LiveService, live_service
-
-__all__ = ["busybox_image"]
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

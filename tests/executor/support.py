@@ -11,9 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from executor.base import AttemptSpec, LogLine, Outcome
-
-TEST_IMAGE = "gnomon-test/busybox"
-TEST_TAG = "latest"
+from tests.support.images import TEST_IMAGE, TEST_TAG
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from executor.base import Ending, EngineUnavailable, InFlight
 from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.logs import parse_timestamp
 from tests.executor.support import RecordingListener, make_spec, wait_for
 
 pytestmark = pytest.mark.docker
@@ -56,7 +58,9 @@ def test_limits_and_labels_are_visible_in_inspect(
     assert labels["gnomon.process_id"] == spec.process_id
     assert labels["gnomon.definition"] == spec.definition_name
     assert labels["gnomon.instance"] == executor._settings.instance
-    assert started_at.isoformat()[:19] == info["State"]["StartedAt"][:19]
+    engine_started_at = parse_timestamp(info["State"]["StartedAt"])
+    assert engine_started_at is not None
+    assert started_at <= engine_started_at < started_at + timedelta(seconds=5)
     executor.kill(spec.task_id, "killed: run was killed")
     assert listener.wait_outcome(spec.task_id).ending == Ending.KILLED
 
@@ -165,6 +169,41 @@ def test_kill_before_start_prevents_the_start(make_executor: MakeExecutor) -> No
     )
     assert blocking.starts(second.task_id) == []
     assert blocking.wait_outcome(first.task_id).ending == Ending.KILLED
+
+
+def test_an_exit_while_the_start_is_reported_keeps_order_and_output(
+    make_executor: MakeExecutor, docker_client: Any
+) -> None:
+    # Regression: the exit of a container that ends at once used to be finalised
+    # before its log reader had started (losing its output, or failing to join the
+    # reader) and reported before its start.
+    blocking = _BlockingListener()
+    executor = make_executor(blocking)
+    spec = make_spec(["echo", "hello"])
+    executor.start(spec)
+    wait_for(lambda: blocking.starts(spec.task_id))
+    wait_for(lambda: _state(docker_client, spec.task_id) == "exited", what="the exit")
+    time.sleep(0.3)  # its die event arrives while attempt_started is still running
+    assert blocking.outcome(spec.task_id) is None
+    blocking.release.set()
+    outcome = blocking.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.exit_code, outcome.reason) == (Ending.EXITED, 0, None)
+    assert blocking.messages(spec.task_id, "stdout") == ["hello"]
+
+
+def test_many_instant_exits_are_all_finalised(
+    make_executor: MakeExecutor, listener: RecordingListener, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = make_executor()
+    specs = [make_spec(["sh", "-c", f"echo {i}"]) for i in range(12)]
+    for spec in specs:
+        executor.start(spec)
+    for i, spec in enumerate(specs):
+        outcome = listener.wait_outcome(spec.task_id)
+        assert (outcome.ending, outcome.exit_code) == (Ending.EXITED, 0)
+        assert listener.messages(spec.task_id, "stdout") == [str(i)]
+        assert len(listener.starts(spec.task_id)) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def test_max_runtime_is_enforced(make_executor: MakeExecutor, listener: RecordingListener) -> None:
