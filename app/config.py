@@ -169,6 +169,11 @@ SETTINGS: tuple[Setting, ...] = (
         at_least(1024),
     ),
     Setting(
+        "MAX_CALLBACK_ENTRIES", 1000, int,
+        "Most entries one log_entries or metadata callback may carry; more get 400.",
+        at_least(1),
+    ),
+    Setting(
         "SERVE_THREADS", 8, int,
         "Worker threads of the waitress server started by `gnomon serve`.",
         at_least(8),

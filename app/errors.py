@@ -10,10 +10,10 @@ import logging
 import re
 from collections.abc import Mapping
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from marshmallow import ValidationError
 from peewee import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from definitions import DefinitionError
 from scheduler.errors import Conflict, NotFound, Unavailable
@@ -105,10 +105,19 @@ def describe(error: Exception) -> tuple[int, str, str, dict[str, object]]:
         # the driver's text may name hosts and users: log it, do not send it
         log.warning("database unavailable: %s", error)
         return 503, "unavailable", "The database is unavailable; try again later.", {}
+    if isinstance(error, RequestEntityTooLarge):
+        return too_large()
     if isinstance(error, HTTPException):
         return error.code or 500, snake_case(error.name), error.description or error.name, {}
     log.error("unhandled error", exc_info=error)
     return 500, "internal_error", "An unexpected error occurred; it has been logged.", {}
+
+
+def too_large() -> tuple[int, str, str, dict[str, object]]:
+    """The 413 for a body over MAX_CONTENT_LENGTH, naming the limit."""
+    most = current_app.config["MAX_CONTENT_LENGTH"]
+    message = f"The request body is larger than {most} bytes, the limit (MAX_CONTENT_LENGTH)."
+    return 413, "request_entity_too_large", message, {"limit": "MAX_CONTENT_LENGTH", "max": most}
 
 
 def snake_case(name: str) -> str:

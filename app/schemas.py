@@ -24,6 +24,7 @@ NO_NUL = r"^[^\u0000]*$"
 # cannot name them portably (ECMA sees UTF-16 units), so only the loader refuses them.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SHORT_TEXT_LENGTH = 255  # the width of the columns that hold a source or a key
+MAX_MESSAGE_LENGTH = 64 * 1024  # characters of one callback's log message or metadata value
 MAX_LIMIT = 2**31 - 1  # larger LIMITs overflow SQLite's integer
 
 ISO_DATETIME = re.compile(
@@ -101,7 +102,7 @@ class LogEntrySchema(Schema):
     log_entry_id = fields.UUID(attribute="id", required=True)
     when = UTCDateTime(required=True)
     source = Text(required=True, max_length=SHORT_TEXT_LENGTH)
-    message = Text(required=True)
+    message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
 
     @post_load
     def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewLogEntry:
@@ -117,7 +118,7 @@ class MetadataEntrySchema(Schema):
     metadata_entry_id = fields.UUID(attribute="id", required=True)
     when = UTCDateTime(required=True)
     key = Text(required=True, max_length=SHORT_TEXT_LENGTH)
-    value = Text(required=True)
+    value = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
 
     @post_load
     def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewMetadataEntry:

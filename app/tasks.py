@@ -79,8 +79,12 @@ def fail(task_id: str) -> Response:
 
 
 def json_list() -> list[object]:
-    """The request body, which must be a JSON array."""
+    """The request body, which must be a JSON array of at most MAX_CALLBACK_ENTRIES items."""
     body = json_body()
     if not isinstance(body, list):
         raise invalid({"_schema": ["Must be a JSON array."]}, "The body must be a JSON array.")
+    most = gnomon().settings["MAX_CALLBACK_ENTRIES"]
+    if len(body) > most:
+        problem = f"At most {most} entries per request (MAX_CALLBACK_ENTRIES), not {len(body)}."
+        raise invalid({"_schema": [problem]}, f"Too many entries: {problem}")
     return body
