@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import logging
 import re
 import threading
@@ -21,11 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from docker import APIClient
+from docker import APIClient, auth
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import CancellableStream
 from docker.utils import kwargs_from_env
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from executor.base import (
     AttemptSpec,
@@ -124,7 +125,6 @@ class _Engine:
         self._connect_lock = threading.Lock()
         self._check_lock = threading.Lock()
         self._api: APIClient | None = None
-        self._puller: APIClient | None = None
         self._prober: APIClient | None = None
         self.down_reason: str | None = "the docker engine has not been contacted yet"
         self._checked_at = float("-inf")
@@ -140,12 +140,6 @@ class _Engine:
             self._connect()
         assert self._api is not None
         return self._api
-
-    def puller(self) -> APIClient:
-        """The client for pulls, whose read timeout is the pull timeout."""
-        self.api()
-        assert self._puller is not None
-        return self._puller
 
     def require_up(self) -> None:
         """Raise EngineUnavailable if the engine is known to be down."""
@@ -180,7 +174,7 @@ class _Engine:
 
     def close(self) -> None:
         """Close the clients' connection pools."""
-        for client in (self._api, self._puller, self._prober):
+        for client in (self._api, self._prober):
             if client is not None:
                 client.close()
 
@@ -209,13 +203,9 @@ class _Engine:
             except (DockerException, requests.exceptions.RequestException) as error:
                 self.mark_down(error)
                 raise EngineUnavailable(self.down_reason) from error
-            version = prober.api_version
-            self._puller = APIClient(
-                version=version, timeout=self._settings.pull_timeout_seconds, **self._params
-            )
             self._prober = prober
             self._api = APIClient(
-                version=version,
+                version=prober.api_version,
                 timeout=self._settings.api_timeout_seconds,
                 max_pool_size=self._settings.http_pool_size,
                 **self._params,
@@ -430,8 +420,10 @@ class DockerExecutor:
         attempt.log.note(f"image {spec.image_ref} is not present; pulling it")
         try:
             problem = self._pull_problem(attempt)
-        except (APIError, requests.exceptions.Timeout) as error:
-            problem = _explain(error) if isinstance(error, APIError) else "pull timed out"
+        except APIError as error:
+            problem = _explain(error)
+        except (requests.exceptions.Timeout, ReadTimeoutError):
+            problem = f"no answer within {self._settings.pull_timeout_seconds:g} s"
         if problem is None:
             return True
         if not self._stopped_before_start(attempt):
@@ -442,17 +434,38 @@ class DockerExecutor:
     def _pull_problem(self, attempt: _Attempt) -> str | None:
         """Follow the pull's progress; why it failed, or None if it worked."""
         deadline = time.monotonic() + self._settings.pull_timeout_seconds
-        progress = self._engine.puller().pull(
-            attempt.spec.image, attempt.spec.tag, stream=True, decode=True
-        )
-        for message in progress:
-            if "error" in message:
-                return str(message["error"])
-            if time.monotonic() > deadline:
-                return f"pull took longer than {self._settings.pull_timeout_seconds:g} s"
-            if attempt.kill_reason is not None or self._closing.is_set():
-                return "pull abandoned"
+        with self._open_pull(attempt.spec) as response:
+            for message in _pull_messages(response):
+                if "error" in message:
+                    return str(message["error"])
+                if time.monotonic() > deadline:
+                    return f"pull took longer than {self._settings.pull_timeout_seconds:g} s"
+                if attempt.kill_reason is not None or self._closing.is_set():
+                    return "pull abandoned"
         return None
+
+    def _open_pull(self, spec: AttemptSpec) -> requests.Response:
+        """Ask the engine to pull `spec`'s image; no read of its answer waits past the timeout.
+
+        The SDK's `pull()` sends no timeout at all: a registry that never answers
+        would hold the attempt, and a start worker, for as long as the engine waits.
+        """
+        api = self._engine.api()
+        registry, _ = auth.resolve_repository_name(spec.image)
+        header = auth.get_config_header(api, registry)
+        response = api._post(
+            api._url("/images/create"),
+            params={"fromImage": spec.image, "tag": spec.tag},
+            headers={"X-Registry-Auth": header} if header else {},
+            stream=True,
+            timeout=self._settings.pull_timeout_seconds,
+        )
+        try:
+            api._raise_for_status(response)
+        except APIError:
+            response.close()
+            raise
+        return response
 
     def _stopped_before_start(self, attempt: _Attempt) -> bool:
         """If a kill or close came while starting, end the attempt that way; True if so."""
@@ -895,6 +908,16 @@ class DockerExecutor:
 def _engine_time(text: str) -> datetime | None:
     """An engine timestamp, or None for its zero time."""
     return parse_timestamp(text) if text else None
+
+
+def _pull_messages(response: requests.Response) -> Iterator[dict[str, Any]]:
+    """The JSON progress messages of a pull, one a line, as they come."""
+    try:
+        for line in response.raw:
+            if line.strip():
+                yield json.loads(line)
+    except ProtocolError as error:  # the engine went away, not the image
+        raise EngineUnavailable(f"the pull broke off: {error}") from error
 
 
 def _explain(error: APIError) -> str:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.errors import ImageNotFound
 
 from executor.base import Ending, EngineUnavailable, InFlight
 from executor.docker_executor import DockerExecutor, DockerSettings
 from executor.logs import parse_timestamp
+from tests.executor.registry import serve_image
 from tests.executor.support import RecordingListener, make_spec, wait_for
 
 pytestmark = pytest.mark.docker
@@ -237,6 +241,56 @@ def test_a_missing_image_ends_within_seconds(
     assert any("pull of gnomon-test/does-not-exist:1.0 failed" in note for note in notes)
 
 
+@pytest.fixture
+def registry(busybox_image: str, docker_client: Any) -> Iterator[str]:
+    """A registry on 127.0.0.1 serving the test image under any name; its `host:port`."""
+    with serve_image(b"".join(docker_client.api.get_image(busybox_image))) as host:
+        yield host
+
+
+def test_a_missing_image_is_pulled(
+    make_executor: MakeExecutor, listener: RecordingListener, registry: str, docker_client: Any
+) -> None:
+    executor = make_executor()
+    image, tag = f"{registry}/gnomon-test/pulled", uuid.uuid4().hex
+    spec = make_spec(["echo", "pulled"], image=image, tag=tag)
+    try:
+        executor.start(spec)
+        outcome = listener.wait_outcome(spec.task_id)
+    finally:
+        with contextlib.suppress(ImageNotFound):
+            docker_client.api.remove_image(spec.image_ref)
+    assert (outcome.ending, outcome.exit_code) == (Ending.EXITED, 0)
+    assert listener.messages(spec.task_id, "stdout") == ["pulled"]
+    notes = listener.messages(spec.task_id, "gnomon")
+    assert f"image {spec.image_ref} is not present; pulling it" in notes
+
+
+@pytest.fixture
+def hung_registry() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers; its `host:port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        yield f"127.0.0.1:{hung.getsockname()[1]}"
+
+
+def test_a_hung_pull_ends_within_the_pull_timeout(
+    make_executor: MakeExecutor, listener: RecordingListener, hung_registry: str
+) -> None:
+    executor = make_executor(pull_timeout_seconds=2)
+    spec = make_spec(["true"], image=f"{hung_registry}/gnomon-test/hung", tag="1.0")
+    began = time.monotonic()
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id, timeout=30)
+    assert time.monotonic() - began < 10
+    assert (outcome.ending, outcome.reason) == (
+        Ending.IMAGE_NOT_FOUND,
+        f"image not found: {spec.image_ref}",
+    )
+    assert executor.health().ok  # a stuck registry is not an engine outage
+
+
 def test_a_bad_command_fails_to_start(
     make_executor: MakeExecutor, listener: RecordingListener
 ) -> None:
@@ -393,6 +447,22 @@ def test_recover_reattaches_finalises_and_reports_lost(
     assert (gone.ending, gone.reason) == (Ending.LOST, "container lost")
     wait_for(lambda: _state(docker_client, stray.task_id) is None, what="stray removed")
     assert after.outcome(stray.task_id) is None
+
+
+def test_reconciliation_finds_an_exit_the_event_stream_missed(
+    make_executor: MakeExecutor, listener: RecordingListener
+) -> None:
+    executor = make_executor(reconcile_interval_seconds=0.5)
+    executor._on_event = lambda event: None  # type: ignore[method-assign]  # every die is missed
+    spec = make_spec(["sh", "-c", "echo done; exit 3"])
+    executor.start(spec)
+    outcome = listener.wait_outcome(spec.task_id, timeout=20)
+    assert (outcome.ending, outcome.exit_code, outcome.reason) == (
+        Ending.EXITED,
+        3,
+        "exit code 3",
+    )
+    assert listener.messages(spec.task_id, "stdout") == ["done"]
 
 
 def test_a_container_removed_behind_our_back_is_lost(
