@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from app.dumping import dumper
 from app.http import actor, no_content, uuid_param
 from app.schemas import ProcessFilterSchema, ProcessSchema, load_query
 from app.state import gnomon, scheduler
@@ -13,7 +14,7 @@ from scheduler.views import RunFilter
 bp = Blueprint("processes", __name__, url_prefix="/api/processes")
 
 FILTER = ProcessFilterSchema()
-PROCESS = ProcessSchema()
+PROCESS = dumper(ProcessSchema())
 
 
 @bp.get("", strict_slashes=False)
@@ -29,13 +30,13 @@ def list_processes() -> Response:
             limit=args.get("max_records", gnomon().settings["MAX_RECORDS_DEFAULT"]),
         )
     )
-    return jsonify(PROCESS.dump(runs, many=True))
+    return jsonify([PROCESS(run) for run in runs])
 
 
 @bp.get("/<process_id>")
 def get_process(process_id: str) -> Response:
     """One run with its task attempts; 400 if the id is not a UUID, 404 if unknown."""
-    return jsonify(PROCESS.dump(queries.get_run(uuid_param("process_id", process_id))))
+    return jsonify(PROCESS(queries.get_run(uuid_param("process_id", process_id))))
 
 
 @bp.post("/<process_id>/retry")

@@ -30,7 +30,11 @@ class UTCDateTimeField(DateTimeField):
         return super().db_value(value)
 
     def python_value(self, value: object) -> datetime | None:
-        value = super().python_value(value)
+        if isinstance(value, str):  # SQLite stores ISO text
+            try:  # far faster than peewee's strptime over several formats, kept as the fallback
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value

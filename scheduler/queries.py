@@ -37,6 +37,34 @@ def definition_view(row: Definition) -> DefinitionView:
     )
 
 
+# What a run's view shows: not its copy of the definition, which can be large.
+RUN_VIEW_FIELDS = (
+    Run.id,
+    Run.definition_name,
+    Run.definition_version,
+    Run.status,
+    Run.started_at,
+    Run.ended_at,
+    Run.trigger,
+    Run.reason,
+)
+
+# What an attempt's view shows (not its container id or backoff time).
+TASK_VIEW_FIELDS = (
+    Task.id,
+    Task.run,
+    Task.definition_name,
+    Task.task_name,
+    Task.attempt,
+    Task.status,
+    Task.created_at,
+    Task.started_at,
+    Task.ended_at,
+    Task.exit_code,
+    Task.reason,
+)
+
+
 def get_definition(name: str) -> DefinitionView:
     """The definition called `name`."""
     row = Definition.get_or_none(Definition.name == name)
@@ -52,7 +80,7 @@ def list_definitions() -> list[DefinitionView]:
 
 def get_run(run_id: str) -> RunView:
     """The run `run_id` with all its attempts."""
-    run = Run.get_or_none(Run.id == run_id)
+    run = Run.select(*RUN_VIEW_FIELDS).where(Run.id == run_id).get_or_none()
     if run is None:
         raise NotFound("process", run_id)
     return _run_views([run])[0]
@@ -60,7 +88,7 @@ def get_run(run_id: str) -> RunView:
 
 def list_runs(f: RunFilter) -> list[RunView]:
     """Runs matching `f`, newest first."""
-    query = Run.select().order_by(Run.started_at.desc(), Run.id.desc())
+    query = Run.select(*RUN_VIEW_FIELDS).order_by(Run.started_at.desc(), Run.id.desc())
     if f.definition_name is not None:
         query = query.where(Run.definition_name == f.definition_name)
     if f.statuses:
@@ -73,7 +101,7 @@ def list_runs(f: RunFilter) -> list[RunView]:
 
 def get_task(task_id: str) -> TaskView:
     """The attempt `task_id` with its entries."""
-    task = Task.get_or_none(Task.id == task_id)
+    task = Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id).get_or_none()
     if task is None:
         raise NotFound("task", task_id)
     return _task_views([task])[0]
@@ -81,7 +109,7 @@ def get_task(task_id: str) -> TaskView:
 
 def list_tasks(f: TaskFilter) -> list[TaskView]:
     """Attempts matching `f`, newest first."""
-    query = Task.select().order_by(Task.created_at.desc(), Task.id.desc())
+    query = Task.select(*TASK_VIEW_FIELDS).order_by(Task.created_at.desc(), Task.id.desc())
     if f.definition_name is not None:
         query = query.where(Task.definition_name == f.definition_name)
     if f.task_name is not None:
@@ -105,9 +133,13 @@ def _within(query: ModelSelect, field: object, start: object, end: object) -> Mo
 
 def _run_views(runs: Sequence[Run]) -> list[RunView]:
     """Views of `runs` with their attempts, in four queries whatever their number."""
-    attempts = Task.select().where(Task.run.in_([r.id for r in runs])) if runs else []
+    attempts = (
+        Task.select(*TASK_VIEW_FIELDS)
+        .where(Task.run.in_([r.id for r in runs]))
+        .order_by(Task.created_at, Task.attempt)
+    )
     by_run: dict[str, list[TaskView]] = defaultdict(list)
-    for view in _task_views(sorted(attempts, key=lambda t: (t.created_at, t.attempt))):
+    for view in _task_views(list(attempts) if runs else []):
         by_run[view.process_id].append(view)
     return [_run_view(run, by_run[run.id]) for run in runs]
 
@@ -133,14 +165,29 @@ def _task_views(tasks: Sequence[Task]) -> list[TaskView]:
     logs: dict[str, list[LogEntryView]] = defaultdict(list)
     metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
     if ids:
-        for e in (
-            LogEntry.select().where(LogEntry.task.in_(ids)).order_by(LogEntry.when, LogEntry.seq)
+        # tuples, not models: history pages carry thousands of entries
+        for task_id, *entry in (
+            LogEntry.select(
+                LogEntry.task, LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message
+            )
+            .where(LogEntry.task.in_(ids))
+            .order_by(LogEntry.when, LogEntry.seq)
+            .tuples()
         ):
-            logs[e.task_id].append(LogEntryView(e.id, e.when, e.source, e.message))
-        for m in (
-            MetadataEntry.select().where(MetadataEntry.task.in_(ids)).order_by(MetadataEntry.when)
+            logs[task_id].append(LogEntryView(*entry))
+        for task_id, *entry in (
+            MetadataEntry.select(
+                MetadataEntry.task,
+                MetadataEntry.id,
+                MetadataEntry.when,
+                MetadataEntry.key,
+                MetadataEntry.value,
+            )
+            .where(MetadataEntry.task.in_(ids))
+            .order_by(MetadataEntry.when)
+            .tuples()
         ):
-            metadata[m.task_id].append(MetadataEntryView(m.id, m.when, m.key, m.value))
+            metadata[task_id].append(MetadataEntryView(*entry))
     return [_task_view(t, logs[t.id], metadata[t.id]) for t in tasks]
 
 
