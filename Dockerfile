@@ -3,7 +3,12 @@
 #   docker build -t gnomon .
 #   docker run -p 8080:8080 -v gnomon-data:/var/lib/gnomon \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
-#     --group-add "$(stat -c %g /var/run/docker.sock)" gnomon
+#     --group-add "$(stat -c %g /var/run/docker.sock)" \
+#     -e GNOMON_API_TOKENS='ops:admin:<sha256 hex>' gnomon
+#
+# `gnomon token create ops --scope admin` prints a token and its `ops:admin:...` entry.
+# Beyond loopback Gnomon needs API tokens (or an explicit --insecure): without them it
+# refuses to start. More than a few tokens: mount a file and set GNOMON_API_TOKENS_FILE.
 #
 # The service starts task containers through the host's Docker Engine, so it needs the
 # engine's socket and membership of the socket's group (the --group-add above), not root.
@@ -34,7 +39,5 @@ EXPOSE 8080
 # No curl in the slim image: ask with Python. A 503 (database or executor down) raises.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GNOMON_PORT', '8080') + '/_internal_/healthcheck', timeout=4)"]
-# Listening on 0.0.0.0 inside the container is what makes -p work. Once the security work
-# lands, serving beyond loopback will need API tokens configured (or an explicit --insecure):
-# add them here or through GNOMON_* variables at `docker run`.
+# Listening on 0.0.0.0 inside the container is what makes -p work; hence the API tokens above.
 CMD ["gnomon", "serve", "--host", "0.0.0.0"]

@@ -13,16 +13,17 @@ from flask import Flask, request
 from peewee import Database
 from prometheus_client import CollectorRegistry
 
+from app import auth, errors, metrics, openapi, process_definitions, processes, tasks
 from app import config as settings_table
-from app import errors, metrics, openapi, process_definitions, processes, tasks
 from app.state import EXTENSION_KEY, Gnomon
 from executor import Executor
 from scheduler.database import migrate, open_database
 from scheduler.service import Scheduler, SchedulerSettings, utc_now
+from scheduler.tokens import server_secret
 
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
-    """Build the app: settings, database (migrated), executor, scheduler, routes, metrics.
+    """Build the app: settings, database (migrated), executor, scheduler, auth, routes, metrics.
 
     Nothing starts here: `gnomon serve` calls `scheduler.start()`.
     """
@@ -35,12 +36,14 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     database = open_database(settings["DATABASE_URL"])
     with database.connection_context():
         migrate(database)
+        server_secret()  # made on the first start, so that checking a task token writes nothing
     registry = CollectorRegistry()
     scheduler = Scheduler(build_executor(settings), scheduler_settings(settings), registry=registry)
     app.extensions[EXTENSION_KEY] = Gnomon(database, scheduler, registry, settings)
     errors.init_app(app)
     metrics.init_app(app, registry)
     init_connections(app, database)
+    auth.init_app(app, settings)  # after the connection opens: task tokens need the database
     for blueprint in (process_definitions.bp, processes.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

@@ -8,10 +8,12 @@ import sys
 from types import FrameType
 
 import click
+from flask import Flask
 from peewee import PeeweeException
 from waitress.server import create_server
 
-from app import cli_client, create_app
+from app import cli_client, cli_tokens, create_app
+from app.auth import AUTH_KEY, Exposure, exposure
 from app.config import ConfigError
 from app.shutdown import serve_until_stopped
 from app.state import EXTENSION_KEY, Gnomon
@@ -31,10 +33,21 @@ def main() -> None:
 @click.option("--host", help="Address to listen on [GNOMON_HOST, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [GNOMON_PORT, default 8080].")
 @click.option("--database-url", help="Database URL [GNOMON_DATABASE_URL].")
-def serve(host: str | None, port: int | None, database_url: str | None) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback even with no API tokens: anyone who can reach the "
+    "service may run containers [GNOMON_INSECURE].",
+)
+def serve(host: str | None, port: int | None, database_url: str | None, insecure: bool) -> None:
     """Serve the API and run the scheduler until SIGTERM or SIGINT."""
     configure_logging("INFO")  # until the configuration, which may lower it, is read
-    overrides = {"HOST": host, "PORT": port, "DATABASE_URL": database_url}
+    overrides = {
+        "HOST": host,
+        "PORT": port,
+        "DATABASE_URL": database_url,
+        "INSECURE": insecure or None,  # an absent flag leaves GNOMON_INSECURE in charge
+    }
     try:
         app = create_app({k: v for k, v in overrides.items() if v is not None})
     except ConfigError as error:
@@ -43,6 +56,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         raise click.ClickException(f"Cannot open the database: {error}") from error
     logging.getLogger().setLevel(str(app.config["LOG_LEVEL"]))
     state: Gnomon = app.extensions[EXTENSION_KEY]
+    guard_exposure(app)
     server = create_server(
         app,
         host=app.config["HOST"],
@@ -68,6 +82,26 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
 
 
 cli_client.register(main)
+cli_tokens.register(main)
+
+
+def guard_exposure(app: Flask) -> None:
+    """Refuse to listen beyond loopback with no API tokens, unless told to (then warn)."""
+    host = str(app.config["HOST"])
+    has_tokens = bool(app.extensions[AUTH_KEY].api_tokens)
+    decision = exposure(host, has_tokens, bool(app.config["INSECURE"]))
+    if decision is Exposure.REFUSED:
+        raise click.ClickException(
+            f"refusing to listen on {host} with no API tokens (anyone reaching it could run "
+            "containers): configure GNOMON_API_TOKENS or GNOMON_API_TOKENS_FILE (see `gnomon "
+            "token create`), listen on 127.0.0.1, or pass --insecure."
+        )
+    if decision is Exposure.INSECURE:
+        log.warning(
+            "INSECURE: listening on %s with no API tokens; anyone who can reach it can run "
+            "containers (--insecure / GNOMON_INSECURE)",
+            host,
+        )
 
 
 def listen_urls(server: object) -> str:

@@ -77,6 +77,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", str, "Address `gnomon serve` listens on."),
     Setting("PORT", 8080, int, "TCP port `gnomon serve` listens on.", between(1, 65535)),
     Setting(
+        "API_TOKENS", "", str,
+        "API tokens as `name:scope:sha256hex` entries separated by commas (scope read, write "
+        "or admin; make one with `gnomon token create`). With none here or in API_TOKENS_FILE "
+        "the API needs no token and `gnomon serve` listens on loopback only.",
+    ),
+    Setting(
+        "API_TOKENS_FILE", "", str,
+        "File of more API token entries, one `name:scope:sha256hex` a line (`#` starts a "
+        "comment); read at start-up.",
+    ),
+    Setting(
+        "METRICS_TOKEN_SHA256", "", str,
+        "SHA-256 (hex) of a token that may read /_internal_/metrics only (`gnomon token "
+        "metrics`). Once this or an API token is set, metrics need this token or an API token.",
+        lambda value: None if re.fullmatch(r"([0-9a-fA-F]{64})?", value) else (
+            "must be 64 hexadecimal digits"
+        ),
+    ),
+    Setting(
+        "INSECURE", False, bool,
+        "Let `gnomon serve` listen beyond loopback with no API tokens, open to anyone who can "
+        "reach it (as `--insecure`); it warns at every start.",
+    ),
+    Setting(
         "PUBLIC_URL", "", str,
         "Base URL task containers use to call back (log entries, metadata, succeed/fail). "
         "Empty means http://HOST:PORT, which containers on a bridge network usually cannot "

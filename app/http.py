@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
+from app.auth import ANONYMOUS
 from app.errors import bad_json, invalid
-from app.schemas import LONE_SURROGATE, is_uuid
+from app.schemas import is_uuid
+from definitions.fields import LONE_SURROGATE
 from scheduler.errors import NotFound
 
 
@@ -52,8 +54,8 @@ def name_param(name: str) -> str:
 
 
 def actor() -> str:
-    """Who made the request, for the audit trail: the client's address."""
-    return f"http:{request.remote_addr or 'unknown'}"
+    """Who made the request, for the audit trail: its token's name, `task:<id>` or `anonymous`."""
+    return g.get("actor", ANONYMOUS)
 
 
 def no_content(**headers: str) -> Response:

@@ -15,6 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from app.auth import Access, requires
 from app.state import gnomon, scheduler
 
 bp = Blueprint("internal", __name__, url_prefix="/_internal_")
@@ -78,12 +79,14 @@ def init_app(app: Flask, registry: CollectorRegistry) -> None:
 
 
 @bp.get("/metrics")
+@requires(Access.METRICS)
 def metrics() -> Response:
     """Every series of this app's registry in Prometheus text format."""
     return Response(generate_latest(gnomon().registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/healthcheck")
+@requires(Access.PUBLIC)
 def healthcheck() -> tuple[Response, int]:
     """200 `healthy` or 503 `unhealthy`, with what each check (database, executor) found."""
     health = scheduler().health()

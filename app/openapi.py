@@ -8,6 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
+from app.auth import Access, requires
 from app.metrics import gnomon_version
 from app.schemas import (
     UUID_PATTERN,
@@ -207,6 +208,7 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
         "/_internal_/healthcheck": {
             "get": {
                 "summary": "Whether the database and the container engine can be used",
+                "security": [],  # open, for load balancers and orchestrators
                 "responses": {
                     "200": {"description": "healthy", **json_content(ref("Health"))},
                     "503": {"description": "unhealthy", **json_content(ref("Health"))},
@@ -227,7 +229,9 @@ def callback(suffix: str, item: str, summary: str) -> dict[str, Any]:
                     "required": True,
                     **json_content({"type": "array", "items": ref(item)}),
                 },
-                "responses": responses(NO_CONTENT, e400=BAD_INPUT, e404="unknown task"),
+                "responses": responses(
+                    NO_CONTENT, e400=BAD_INPUT, e404="unknown task", e409="the attempt has ended"
+                ),
             },
         }
     }
@@ -241,12 +245,25 @@ def report(outcome: str) -> dict[str, Any]:
             "post": {
                 "summary": f"The task reports that it should {outcome}; the first report wins",
                 "responses": responses(
-                    NO_CONTENT, e400=BAD_INPUT, e404="unknown task", e409="already reported"
+                    NO_CONTENT,
+                    e400=BAD_INPUT,
+                    e404="unknown task",
+                    e409="already reported, or the attempt has ended",
                 ),
             },
         }
     }
 
+
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API token (`gnomon token create`): scope read for GET, write for "
+    "changes (admin implies write implies read). A task's callbacks also take its "
+    "GNOMON_TASK_TOKEN, and /_internal_/metrics the metrics token. A service configured with "
+    "no API tokens (loopback only) needs none, except on task callbacks. Missing or unknown "
+    "token: 401; too small a scope, or another task's token: 403.",
+}
 
 HEALTH = {
     "type": "object",
@@ -269,7 +286,9 @@ def build_spec() -> dict[str, Any]:
             "description": "Scheduled Docker jobs, with Sundial's HTTP API. Request bodies are "
             "read as JSON whatever their Content-Type, since Sundial's clients may omit it."
         },
+        security=[{"bearer": []}],
     )
+    spec.components.security_scheme("bearer", BEARER)
     # leaves first, so that the nested schemas resolve to these names
     for name, schema in (
         ("LogEntry", LogEntrySchema),
@@ -289,6 +308,7 @@ def build_spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
+@requires(Access.PUBLIC)  # the schema is no secret, and clients need it before they have a token
 def openapi_json() -> Response:
     """The OpenAPI document, built once per app."""
     if SPEC_KEY not in current_app.extensions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from app.auth import Access, requires
 from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
 from app.schemas import (
@@ -49,6 +50,7 @@ def get_task(task_id: str) -> Response:
 
 
 @bp.post("/<task_id>/log_entries")
+@requires(Access.TASK)
 def add_log_entries(task_id: str) -> Response:
     """Store log entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
@@ -57,6 +59,7 @@ def add_log_entries(task_id: str) -> Response:
 
 
 @bp.post("/<task_id>/metadata")
+@requires(Access.TASK)
 def add_metadata(task_id: str) -> Response:
     """Store metadata entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
@@ -65,6 +68,7 @@ def add_metadata(task_id: str) -> Response:
 
 
 @bp.post("/<task_id>/succeed")
+@requires(Access.TASK)
 def succeed(task_id: str) -> Response:
     """The task says it succeeded; the first report wins, later ones get 409."""
     scheduler().report(uuid_param("task_id", task_id), "succeeded", actor=actor())
@@ -72,6 +76,7 @@ def succeed(task_id: str) -> Response:
 
 
 @bp.post("/<task_id>/fail")
+@requires(Access.TASK)
 def fail(task_id: str) -> Response:
     """The task says it failed; the first report wins, later ones get 409."""
     scheduler().report(uuid_param("task_id", task_id), "failed", actor=actor())

@@ -35,7 +35,7 @@ from scheduler.transitions import (
     overlap_decision,
     plan_run,
 )
-from scheduler.tx import lock_definition, write_transaction
+from scheduler.tx import lock_definition, lock_task, write_transaction
 
 KILLED_REASON = "killed: run was killed"
 
@@ -417,7 +417,7 @@ def _failed_latest(run_id: str) -> list[tuple[str, int]]:
 def record_report(task_id: str, outcome: TaskStatus, actor: str, now: datetime) -> None:
     """Store an attempt's first /succeed or /fail; later ones are a Conflict."""
     with write_transaction():
-        task = Task.get_or_none(Task.id == task_id)
+        task = lock_task(task_id)  # the attempt cannot end between this check and the insert
         if task is None:
             raise NotFound("task", task_id)
         if task.status in FINAL_TASK:

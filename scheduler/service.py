@@ -13,12 +13,13 @@ from definitions import ProcessDefinition
 from executor import Executor
 from scheduler import catalog, queries, runs
 from scheduler.engine import Engine, SchedulerSettings
-from scheduler.errors import NotFound
+from scheduler.errors import Conflict, NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
-from scheduler.models import LogEntry, MetadataEntry, Task, db
-from scheduler.states import TaskStatus
-from scheduler.tx import write_transaction
+from scheduler.models import LogEntry, MetadataEntry, db
+from scheduler.states import FINAL_TASK, TaskStatus
+from scheduler.tokens import token_matches
+from scheduler.tx import lock_task, write_transaction
 from scheduler.views import DefinitionView, Health, NewLogEntry, NewMetadataEntry
 
 __all__ = ["Scheduler", "SchedulerSettings"]
@@ -140,16 +141,24 @@ class Scheduler:
         self._insert_entries(task_id, MetadataEntry, rows)
 
     def _insert_entries(self, task_id: str, model: type, rows: list[dict]) -> None:
-        """Insert callback entries idempotently, after checking the attempt exists."""
+        """Insert callback entries idempotently, after checking the attempt exists and has
+        not ended (in the same transaction, so that nothing is stored late)."""
         with write_transaction():
-            if not Task.select().where(Task.id == task_id).exists():
+            task = lock_task(task_id)
+            if task is None:
                 raise NotFound("task", task_id)
+            if task.status in FINAL_TASK:
+                raise Conflict(f"task {task_id} has already ended ({task.status})")
             if rows:
                 model.insert_many(rows).on_conflict_ignore().execute()
 
     def report(self, task_id: str, outcome: str, *, actor: str) -> None:
         """Store an attempt's first /succeed or /fail."""
         runs.record_report(task_id, TaskStatus(outcome), actor, self.clock())
+
+    def task_token_valid(self, task_id: str, token: str) -> bool:
+        """Whether `token` is attempt `task_id`'s own callback token."""
+        return token_matches(self.engine.secret, task_id, token)
 
     # --------------------------------------------------------------- health
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from peewee import SqliteDatabase
 
-from scheduler.models import Definition, db
+from scheduler.models import Definition, Task, db
 
 # SQLite has one writer at a time. Writers of this process queue on this lock
 # instead of meeting in SQLite's busy handler, whose back-off sleeps (up to
@@ -36,6 +36,18 @@ def lock_definition(name: str) -> Definition | None:
     transaction already serialises writers.
     """
     query = Definition.select().where(Definition.name == name)
+    if not isinstance(db.obj, SqliteDatabase):
+        query = query.for_update()
+    return query.get_or_none()
+
+
+def lock_task(task_id: str) -> Task | None:
+    """Read an attempt row, holding its lock until the transaction ends.
+
+    A callback that checks the attempt has not ended, then stores something, holds
+    this lock so that the attempt cannot end in between.
+    """
+    query = Task.select().where(Task.id == task_id)
     if not isinstance(db.obj, SqliteDatabase):
         query = query.for_update()
     return query.get_or_none()

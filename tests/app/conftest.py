@@ -14,6 +14,7 @@ from app import create_app
 from app.state import gnomon
 from executor.fake import FakeExecutor
 from scheduler.service import utc_now
+from scheduler.tokens import server_secret, task_token
 
 Definition = dict[str, Any]
 
@@ -30,13 +31,25 @@ def api_config(database_url: str, **overrides: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
+def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Factory of apps on the test database configured with `overrides`; closed afterwards."""
+    apps: list[Flask] = []
+
+    def make(**overrides: object) -> Flask:
+        apps.append(create_app(api_config(database_url, **overrides)))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        state = gnomon_of(app)
+        state.scheduler.stop()
+        state.database.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
     """An app on an empty database (SQLite and PostgreSQL), its scheduler loop not started."""
-    app = create_app(api_config(database_url))
-    yield app
-    state = gnomon_of(app)
-    state.scheduler.stop()
-    state.database.close()
+    return make_app()
 
 
 def gnomon_of(app: Flask) -> Any:
@@ -139,3 +152,10 @@ def drive(app: Flask) -> Callable[[], None]:
 def fake(app: Flask) -> FakeExecutor:
     """The fake executor of `app`, to script attempts."""
     return gnomon_of(app).scheduler.executor
+
+
+def task_auth(app: Flask, task_id: str) -> dict[str, str]:
+    """The Authorization header carrying attempt `task_id`'s own task token."""
+    with gnomon_of(app).database.connection_context():
+        token = task_token(server_secret(), task_id)
+    return {"Authorization": f"Bearer {token}"}

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from app.auth import Scope, entry
 from app.openapi import build_spec
 from executor.fake import Script
 from scheduler.models import MODELS
@@ -31,6 +32,7 @@ CONTRACT = {
     ("post", "/api/processes/{process_id}/retry"),
     ("post", "/api/processes/{process_id}/kill"),
     ("get", "/api/tasks"),
+    ("get", "/api/tasks/{task_id}"),
     ("post", "/api/tasks/{task_id}/log_entries"),
     ("post", "/api/tasks/{task_id}/metadata"),
     ("post", "/api/tasks/{task_id}/succeed"),
@@ -57,6 +59,22 @@ NOTHING_TO_NEGATE = {
 }
 
 MAX_EXAMPLES = 25
+TOKEN = "fuzzer-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """An app that requires API tokens, as a service beyond loopback does."""
+    return make_app(API_TOKENS=entry("fuzzer", Scope.ADMIN, TOKEN))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of `app` that sends the admin token."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
+    return client
 
 
 def operations() -> Iterator[tuple[str, str]]:
@@ -66,14 +84,17 @@ def operations() -> Iterator[tuple[str, str]]:
             yield method, path
 
 
-def test_document_describes_the_contract(client: FlaskClient) -> None:
-    response = client.get("/api/openapi.json")
+def test_document_describes_the_contract(app: Flask) -> None:
+    response = app.test_client().get("/api/openapi.json")  # open: no token needed
     assert response.status_code == 200
     document = response.get_json()
     assert document["openapi"].startswith("3.")
     assert set(operations()) == CONTRACT
     for name in ("ProcessDefinition", "Process", "Task", "LogEntry", "MetadataEntry", "Error"):
         assert name in document["components"]["schemas"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}]
+    assert document["paths"]["/_internal_/healthcheck"]["get"]["security"] == []
 
 
 def test_query_filters_are_documented(client: FlaskClient) -> None:
@@ -115,6 +136,9 @@ def test_fuzz(app: Flask, method: str, path: str, mode: GenerationMode) -> None:
     if mode == GenerationMode.NEGATIVE and (method, path) in NOTHING_TO_NEGATE:
         pytest.skip("every request to this operation is valid")
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    # every case sends the admin token (below): generating Authorization values would
+    # only make valid requests look negative
+    schema.config.generation.update(with_security_parameters=False)
     operation = schema[path][method.upper()]
     excluded = [positive_data_acceptance] if (method, path) in CROSS_FIELD_RULES else []
 
@@ -129,7 +153,7 @@ def test_fuzz(app: Flask, method: str, path: str, mode: GenerationMode) -> None:
     )
     def check(case: schemathesis.Case) -> None:
         before = row_counts(app)
-        response = case.call_and_validate(excluded_checks=excluded)
+        response = case.call_and_validate(headers=AUTH, excluded_checks=excluded)
         if 400 <= response.status_code < 500:
             assert row_counts(app) == before, f"{case.method} {case.formatted_path} wrote rows"
 
@@ -166,5 +190,5 @@ def test_real_responses_conform(
         schema["/_internal_/metrics"]["GET"].Case(),
     ]
     for case in cases:
-        response = case.call_and_validate()
+        response = case.call_and_validate(headers=AUTH)
         assert response.status_code == 200, (case.path, response.text)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 import requests
+from flask import Flask
 
+from app.auth import Scope, entry
+from app.cli import guard_exposure
 from tests.support.postgres import free_port
 
 
@@ -90,3 +96,45 @@ def test_unreachable_database_is_one_sentence(tmp_path: Path) -> None:
     url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
     stderr = refused(tmp_path, {"GNOMON_EXECUTOR": "fake"}, "--database-url", url)
     assert "Cannot open the database" in stderr
+
+
+# Listening beyond loopback. No test binds such an address: the refusal comes before
+# the server binds, and 192.0.2.1 (TEST-NET-1) is on no interface, so a regression
+# would fail to bind rather than expose anything.
+
+
+def test_beyond_loopback_without_tokens_serve_refuses_in_one_line(tmp_path: Path) -> None:
+    stderr = refused(tmp_path, {"GNOMON_EXECUTOR": "fake"}, "--host", "192.0.2.1", "--port", "9")
+    [line] = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: refusing to listen on 192.0.2.1 with no API tokens")
+    assert "--insecure" in line
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])
+def test_the_guard_refuses_open_non_loopback_addresses(
+    make_app: Callable[..., Flask], host: str
+) -> None:
+    with pytest.raises(click.ClickException, match=f"refusing to listen on {host} "):
+        guard_exposure(make_app(HOST=host))
+
+
+def test_with_insecure_the_guard_warns_instead(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gnomon"):
+        guard_exposure(make_app(HOST="0.0.0.0", INSECURE=True))
+    [record] = caplog.records
+    assert record.getMessage().startswith("INSECURE: listening on 0.0.0.0 with no API tokens")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"HOST": "127.0.0.1"}, {"HOST": "localhost"}, {"HOST": "::1"},
+     {"HOST": "0.0.0.0", "API_TOKENS": entry("ops", Scope.ADMIN, "t")}],
+)  # fmt: skip
+def test_loopback_or_tokens_pass_the_guard_quietly(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture, config: dict[str, str]
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gnomon"):
+        guard_exposure(make_app(**config))
+    assert caplog.records == []

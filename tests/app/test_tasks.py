@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from executor.fake import Script
-from tests.app.conftest import Definition, fake
+from tests.app.conftest import Definition, fake, task_auth
 
 URL = "/api/tasks"
+Callback = Callable[..., TestResponse]
 
 
 @pytest.fixture
@@ -23,6 +25,17 @@ def run(
     """A running run of `nightly` with its attempts created."""
     put_definition()
     return client.get(f"/api/processes/{trigger()}").get_json()
+
+
+@pytest.fixture
+def callback(app: Flask, client: FlaskClient) -> Callback:
+    """POST to a callback of an attempt, with that attempt's own task token."""
+
+    def post(task_id: object, suffix: str, **kwargs: Any) -> TestResponse:
+        headers = task_auth(app, str(task_id))
+        return client.post(f"{URL}/{task_id}/{suffix}", headers=headers, **kwargs)
+
+    return post
 
 
 def first_task_id(run: dict[str, Any]) -> str:
@@ -58,11 +71,13 @@ def task_of(client: FlaskClient, run: dict[str, Any], task_id: str) -> dict[str,
     return next(t for t in process["task"] if t["task_id"] == task_id)
 
 
-def test_log_entries_are_stored_once(client: FlaskClient, run: dict[str, Any]) -> None:
+def test_log_entries_are_stored_once(
+    client: FlaskClient, callback: Callback, run: dict[str, Any]
+) -> None:
     task_id = first_task_id(run)
     entries = [log_entry(), log_entry(when="2026-11-23T10:15:59+01:00", message="second")]
-    assert client.post(f"{URL}/{task_id}/log_entries", json=entries).status_code == 204
-    assert client.post(f"{URL}/{task_id}/log_entries", json=entries).status_code == 204
+    assert callback(task_id, "log_entries", json=entries).status_code == 204
+    assert callback(task_id, "log_entries", json=entries).status_code == 204
     stored = task_of(client, run, task_id)["log_entries"]
     assert sorted(e["log_entry_id"] for e in stored) == sorted(e["log_entry_id"] for e in entries)
     assert {e["when"] for e in stored} == {"2026-11-23T09:15:59.123Z"} | {
@@ -70,24 +85,26 @@ def test_log_entries_are_stored_once(client: FlaskClient, run: dict[str, Any]) -
     }
 
 
-def test_metadata_is_stored_once(client: FlaskClient, run: dict[str, Any]) -> None:
+def test_metadata_is_stored_once(
+    client: FlaskClient, callback: Callback, run: dict[str, Any]
+) -> None:
     task_id = first_task_id(run)
     entry = metadata_entry()
     for _ in range(2):
-        assert client.post(f"{URL}/{task_id}/metadata", json=[entry]).status_code == 204
+        assert callback(task_id, "metadata", json=[entry]).status_code == 204
     [stored] = task_of(client, run, task_id)["metadata_entries"]
     assert stored == {**entry, "when": "2026-11-23T09:15:59.000Z"}
 
 
-def test_empty_list_is_accepted(client: FlaskClient, run: dict[str, Any]) -> None:
-    assert client.post(f"{URL}/{first_task_id(run)}/log_entries", json=[]).status_code == 204
+def test_empty_list_is_accepted(callback: Callback, run: dict[str, Any]) -> None:
+    assert callback(first_task_id(run), "log_entries", json=[]).status_code == 204
 
 
 @pytest.mark.parametrize("suffix", ["log_entries", "metadata"])
-def test_callbacks_on_unknown_or_malformed_task(client: FlaskClient, suffix: str) -> None:
+def test_callbacks_on_unknown_or_malformed_task(callback: Callback, suffix: str) -> None:
     entry = log_entry() if suffix == "log_entries" else metadata_entry()
-    assert client.post(f"{URL}/{uuid.uuid4()}/{suffix}", json=[entry]).status_code == 404
-    malformed = client.post(f"{URL}/abc/{suffix}", json=[entry])
+    assert callback(uuid.uuid4(), suffix, json=[entry]).status_code == 404
+    malformed = callback("abc", suffix, json=[entry])
     assert malformed.status_code == 400
     assert "task_id" in malformed.get_json()["details"]["fields"]
 
@@ -109,40 +126,40 @@ def test_callbacks_on_unknown_or_malformed_task(client: FlaskClient, suffix: str
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_invalid_log_entries_name_the_field(
-    client: FlaskClient, run: dict[str, Any], body: object, field: str
+    client: FlaskClient, callback: Callback, run: dict[str, Any], body: object, field: str
 ) -> None:
     task_id = first_task_id(run)
-    response = client.post(f"{URL}/{task_id}/log_entries", json=body)
+    response = callback(task_id, "log_entries", json=body)
     assert response.status_code == 400
     assert field in response.get_json()["details"]["fields"], response.get_json()
     assert task_of(client, run, task_id)["log_entries"] == []
 
 
-def test_callback_bad_json(client: FlaskClient, run: dict[str, Any]) -> None:
-    response = client.post(f"{URL}/{first_task_id(run)}/metadata", data=b"[{")
+def test_callback_bad_json(callback: Callback, run: dict[str, Any]) -> None:
+    response = callback(first_task_id(run), "metadata", data=b"[{")
     assert response.status_code == 400
     assert response.get_json()["error"] == "bad_json"
 
 
-def test_first_report_wins(client: FlaskClient, run: dict[str, Any]) -> None:
+def test_first_report_wins(callback: Callback, run: dict[str, Any]) -> None:
     task_id = first_task_id(run)
-    assert client.post(f"{URL}/{task_id}/succeed").status_code == 204
-    assert client.post(f"{URL}/{task_id}/succeed").status_code == 409
-    late = client.post(f"{URL}/{task_id}/fail")
+    assert callback(task_id, "succeed").status_code == 204
+    assert callback(task_id, "succeed").status_code == 409
+    late = callback(task_id, "fail")
     assert late.status_code == 409
     assert late.get_json()["error"] == "conflict"
 
 
-def test_fail_report(client: FlaskClient, run: dict[str, Any]) -> None:
+def test_fail_report(callback: Callback, run: dict[str, Any]) -> None:
     task_id = first_task_id(run)
-    assert client.post(f"{URL}/{task_id}/fail").status_code == 204
-    assert client.post(f"{URL}/{task_id}/succeed").status_code == 409
+    assert callback(task_id, "fail").status_code == 204
+    assert callback(task_id, "succeed").status_code == 409
 
 
 @pytest.mark.parametrize("outcome", ["succeed", "fail"])
-def test_report_unknown_or_malformed_task(client: FlaskClient, outcome: str) -> None:
-    assert client.post(f"{URL}/{uuid.uuid4()}/{outcome}").status_code == 404
-    assert client.post(f"{URL}/12345/{outcome}").status_code == 400
+def test_report_unknown_or_malformed_task(callback: Callback, outcome: str) -> None:
+    assert callback(uuid.uuid4(), outcome).status_code == 404
+    assert callback("12345", outcome).status_code == 400
 
 
 def test_list_and_filter_tasks(
@@ -192,9 +209,9 @@ def test_malformed_task_filters_are_400(client: FlaskClient, parameter: str, val
     assert [path.split(".")[0] for path in fields] == [parameter]
 
 
-def test_get_one_task(client: FlaskClient, run: dict[str, Any]) -> None:
+def test_get_one_task(client: FlaskClient, callback: Callback, run: dict[str, Any]) -> None:
     task_id = first_task_id(run)
-    assert client.post(f"{URL}/{task_id}/log_entries", json=[log_entry()]).status_code == 204
+    assert callback(task_id, "log_entries", json=[log_entry()]).status_code == 204
     one = client.get(f"{URL}/{task_id.upper()}")
     assert one.status_code == 200
     assert one.get_json() == task_of(client, run, task_id)

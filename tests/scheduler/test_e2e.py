@@ -158,6 +158,41 @@ def test_a_fail_report_fails_an_attempt_that_exits_0(service: LiveService) -> No
     assert (attempt["status"], attempt["reason"]) == ("failed", "reported failure")
 
 
+# Task `a` finds task `b`'s running attempt, then tries to report for it with its own
+# token, echoing each answer into its log. `b` waits until `a` has ended, then exits 0
+# without reporting: it must fail for want of a report, with nothing of `a`'s stored.
+TASKS_OF = '"$GNOMON_URL/api/tasks?process_definition_name=guarded&task_definition_name='
+IMPERSONATE = (
+    f'until b=$(wget -q -O - {TASKS_OF}b&allowed_statuses=running"'
+    r""" | sed -n 's/.*"task_id": *"\([0-9a-f-]*\)".*/\1/p') && [ -n "$b" ]; do sleep 0.2; done;"""
+    """ BODY='[{"log_entry_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "source": "a","""
+    """ "when": "2026-01-01T00:00:00Z", "message": "forged"}]';"""
+    ' for call in succeed log_entries; do echo "$call: $(wget -q -O /dev/null'
+    ' --post-data "$BODY" --header "Authorization: Bearer $GNOMON_TASK_TOKEN"'
+    ' "$GNOMON_URL/api/tasks/$b/$call" 2>&1)"; done'
+)
+WAIT_FOR_A = (
+    f'until wget -q -O - {TASKS_OF}a&allowed_statuses=succeeded,failed" | grep -q task_id;'
+    " do sleep 0.2; done"
+)
+
+
+def test_a_task_container_cannot_report_for_another_task(service: LiveService) -> None:
+    body = definition(
+        "guarded",
+        task("a", IMPERSONATE, max_runtime_seconds=60),
+        task("b", WAIT_FOR_A, require_explicit_success=True, max_runtime_seconds=60),
+    )
+    run = run_once(service, body)
+    a, b = (tasks_of(run)[name][0] for name in ("a", "b"))
+    messages = [e["message"] for e in a["log_entries"]]
+    assert [m.split(":")[0] for m in messages] == ["succeed", "log_entries"], messages
+    assert all("403" in m for m in messages), messages
+    assert a["status"] == "succeeded"
+    assert (b["status"], b["reason"]) == ("failed", "exited 0 without reporting success")
+    assert b["log_entries"] == []
+
+
 def test_a_single_task_trigger_runs_only_that_task(service: LiveService) -> None:
     body = definition("partial", task("a", "exit 1"), task("b", "true", "a"))
     run = run_once(service, body, task_name="b")
