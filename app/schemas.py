@@ -10,8 +10,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
+import definitions.fields
 from definitions.schemas import ProcessDefinitionSchema
 from scheduler.views import NewLogEntry, NewMetadataEntry
 
@@ -20,9 +21,6 @@ TASK_STATUSES = ("submitted", "runnable", "starting", "pending", "running", "fai
 
 # PostgreSQL cannot store NUL; the pattern says so in the OpenAPI document too.
 NO_NUL = r"^[^\u0000]*$"
-# Lone surrogates survive JSON parsing but cannot be encoded as UTF-8. OpenAPI patterns
-# cannot name them portably (ECMA sees UTF-16 units), so only the loader refuses them.
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SHORT_TEXT_LENGTH = 255  # the width of the columns that hold a source or a key
 MAX_MESSAGE_LENGTH = 64 * 1024  # characters of one callback's log message or metadata value
 MAX_LIMIT = 2**31 - 1  # larger LIMITs overflow SQLite's integer
@@ -33,8 +31,12 @@ ISO_DATETIME = re.compile(
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
-class Text(fields.String):
-    """A string a database can store, optionally with a most length."""
+class Text(definitions.fields.Text):
+    """A string a database can store, optionally with a most length.
+
+    Lone surrogates are refused by the loader only: OpenAPI patterns cannot name them
+    portably (ECMA sees UTF-16 units).
+    """
 
     def __init__(self, *, max_length: int | None = None, **kwargs: Any) -> None:
         rules: list[validate.Validator] = [
@@ -43,12 +45,6 @@ class Text(fields.String):
         if max_length is not None:
             rules.append(validate.Length(max=max_length))
         super().__init__(validate=rules, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if LONE_SURROGATE.search(text):
-            raise ValidationError("Not valid Unicode text (lone surrogate).")
-        return text
 
 
 class UTCDateTime(fields.DateTime):

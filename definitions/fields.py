@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 # Lone surrogates survive JSON parsing but cannot be encoded for the database or Docker.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Text(fields.String):
@@ -15,7 +15,7 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if _SURROGATE.search(text):
+        if LONE_SURROGATE.search(text):
             raise ValidationError("Not valid Unicode text (lone surrogate).")
         return text
 
