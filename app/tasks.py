@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from app.auth import Access, requires
+from app.dumping import dumper
 from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
 from app.schemas import (
@@ -21,7 +22,7 @@ from scheduler.views import TaskFilter
 bp = Blueprint("tasks", __name__, url_prefix="/api/tasks")
 
 FILTER = TaskFilterSchema()
-TASK = TaskSchema()
+TASK = dumper(TaskSchema())
 LOG_ENTRIES = LogEntrySchema(many=True)
 METADATA_ENTRIES = MetadataEntrySchema(many=True)
 
@@ -40,13 +41,13 @@ def list_tasks() -> Response:
             limit=args.get("limit", gnomon().settings["MAX_RECORDS_DEFAULT"]),
         )
     )
-    return jsonify(TASK.dump(tasks, many=True))
+    return jsonify([TASK(task) for task in tasks])
 
 
 @bp.get("/<task_id>")
 def get_task(task_id: str) -> Response:
     """One attempt with its log and metadata entries; 404 if unknown."""
-    return jsonify(TASK.dump(queries.get_task(uuid_param("task_id", task_id))))
+    return jsonify(TASK(queries.get_task(uuid_param("task_id", task_id))))
 
 
 @bp.post("/<task_id>/log_entries")
