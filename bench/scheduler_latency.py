@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.scheduler_latency [--chains 4 --length 6 --continuous 8 --seconds 30]
 
-DAG step overhead: upstream container exit (the engine's FinishedAt) to the
-downstream container's start being requested from the executor. Baseline: the
-same chains driven by the bare Docker SDK, reacting to the `die` event of one
-events stream by creating the next container at once.
+DAG step overhead: upstream container exit (the engine's FinishedAt, read
+just before the executor removes the container: Gnomon records the time of the
+`die` event, which comes later) to the downstream container's start being
+requested from the executor. Baseline: the same chains driven by the bare
+Docker SDK, reacting to the `die` event of one events stream by creating the
+next container at once.
 
 Schedule lag: a run's first container start requested minus its due time, for
 continuous definitions (`buffer_seconds=1`, so a fire falls due every second
@@ -30,11 +32,12 @@ from typing import Any
 
 import docker
 from apscheduler.schedulers.background import BackgroundScheduler
+from docker.errors import NotFound
 
 from definitions import ContinuousSchedule, DockerImageCommand, ProcessDefinition, TaskDefinition
 from definitions import TaskDependency as Dep
 from executor import AttemptSpec, Executor
-from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.docker_executor import LABEL_TASK_ID, DockerExecutor, DockerSettings
 from scheduler.database import migrate, open_database
 from scheduler.models import Run, Task
 from scheduler.service import Scheduler, SchedulerSettings
@@ -55,6 +58,30 @@ class Recording:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class NotingExits(DockerExecutor):
+    """A DockerExecutor that notes each container's FinishedAt just before removing it."""
+
+    def __init__(self, settings: DockerSettings) -> None:
+        super().__init__(settings)
+        self.finished_at: dict[str, float] = {}  # task id -> the engine's exit time
+        self._client = docker.APIClient(timeout=60)
+
+    def _remove(self, container: str) -> None:
+        """Note the container's FinishedAt, then remove it."""
+        try:
+            info = self._client.inspect_container(container)
+        except NotFound:
+            return
+        task_id = info["Config"]["Labels"][LABEL_TASK_ID]
+        self.finished_at[task_id] = engine_time(info["State"]["FinishedAt"])
+        super()._remove(container)
+
+    def close(self) -> None:
+        """Close the executor and the inspecting client."""
+        super().close()
+        self._client.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -96,7 +123,7 @@ def start_scheduler(workdir: Path, max_running: int) -> tuple[Scheduler, Recordi
     database = open_database(f"sqlite:///{workdir / f'{uuid.uuid4().hex}.db'}")
     migrate(database)
     instance = f"bench-{uuid.uuid4().hex[:8]}"
-    executor = Recording(DockerExecutor(DockerSettings(instance=instance, network_mode="host")))
+    executor = Recording(NotingExits(DockerSettings(instance=instance, network_mode="host")))
     settings = SchedulerSettings(
         public_url="http://127.0.0.1:9", max_running_containers=max_running
     )
@@ -115,12 +142,16 @@ def gnomon_steps(workdir: Path, chains: int, length: int) -> list[float]:
             ids.append(scheduler.trigger(f"chain-{c}", actor="bench"))
         done = Run.select().where(Run.id.in_(ids) & (Run.status != "running"))
         wait_until(lambda: done.count() == len(ids), 300)
-        return step_overheads(ids, executor.requested)
+        exits = executor.inner.finished_at
+        wait_until(lambda: len(exits) == chains * length, 60)  # the last removals
+        return step_overheads(ids, executor.requested, exits)
     finally:
         scheduler.stop()
 
 
-def step_overheads(run_ids: list[str], requested: dict[str, float]) -> list[float]:
+def step_overheads(
+    run_ids: list[str], requested: dict[str, float], exits: dict[str, float]
+) -> list[float]:
     """For every task after the first: its start request minus its upstream's exit."""
     overheads = []
     for run_id in run_ids:
@@ -128,7 +159,7 @@ def step_overheads(run_ids: list[str], requested: dict[str, float]) -> list[floa
         for name, t in tasks.items():
             upstream = tasks.get(f"t{int(name[1:]) - 1}")
             if upstream is not None:
-                overheads.append(requested[t.id] - upstream.ended_at.timestamp())
+                overheads.append(requested[t.id] - exits[upstream.id])
     return overheads
 
 
@@ -188,7 +219,11 @@ def _bare_chain(
 
 def _finished_at(client: docker.APIClient, container: str) -> float:
     """The engine's FinishedAt of a container, as a Unix time."""
-    text = client.inspect_container(container)["State"]["FinishedAt"]
+    return engine_time(client.inspect_container(container)["State"]["FinishedAt"])
+
+
+def engine_time(text: str) -> float:
+    """An engine timestamp (RFC 3339 with nanoseconds, UTC) as a Unix time."""
     whole, _, frac = text.rstrip("Z").partition(".")
     stamp = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
     return stamp + float(f"0.{frac or 0}")

@@ -64,6 +64,7 @@ _HEALTH_CACHE_SECONDS = 1.0
 _RECONNECT_SECONDS = 1.0
 _LOG_DRAIN_SECONDS = 30.0  # how long a finished container's log stream may take to end
 _NANO_CPUS_PER_UNIT = 1_000_000_000 / 1024  # 1024 cpu units = one core
+_SIGKILLED = 128 + 9  # the exit code after the OOM killer, our SIGKILL or a forced removal
 # Errors meaning the engine did not answer at all (APIError is a RequestException too,
 # so it is always caught before these).
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
@@ -213,6 +214,39 @@ class _Engine:
         self.mark_up()
 
 
+@dataclass(frozen=True)
+class _Exit:
+    """How a container ended: from its die event, or from its inspected State."""
+
+    code: int
+    ended_at: datetime | None
+    started_at: datetime | None = None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> _Exit | None:
+        """A die event's exit code; None without one.
+
+        Its end is the event's time: when the engine reported the exit, some
+        milliseconds after the process ended (the FinishedAt an inspect would give).
+        """
+        code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+        nanos = event.get("timeNano")
+        if code is None or nanos is None:
+            return None
+        return cls(int(code), datetime.fromtimestamp(nanos / 1e9, UTC))
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Exit:
+        """The exit an inspected State records, with the engine's own times."""
+        return cls(
+            int(state["ExitCode"]),
+            _engine_time(state.get("FinishedAt", "")),
+            _engine_time(state.get("StartedAt", "")),
+            bool(state.get("OOMKilled")),
+        )
+
+
 class _Phase(enum.Enum):
     STARTING = "starting"  # queued, pulling, creating, or starting
     RUNNING = "running"  # the container runs (or ran and its exit is not seen yet)
@@ -231,6 +265,7 @@ class _Attempt:
     kill_reason: str | None = None
     kill_ending: Ending | None = None
     exited_early: bool = False  # its die event came before it was marked running
+    exit: _Exit | None = None  # what its die event said
     reader: threading.Thread | None = None
     reader_broken: bool = False  # its log stream broke before the output ended
     stream: CancellableStream | None = None
@@ -484,8 +519,8 @@ class DockerExecutor:
             self._remove(container_id)
             return
         # Not the engine's StartedAt: inspecting a container that exits at once waits
-        # until the engine has handled its exit. The Outcome has the engine's times.
-        started_at = self._clock()  # before the start, so never after its FinishedAt
+        # until the engine has cleaned up after its exit.
+        started_at = self._clock()  # before the start, so never after its end
         try:
             self._engine.api().start(container_id)
         except APIError as error:
@@ -647,7 +682,8 @@ class DockerExecutor:
         task_id = event.get("Actor", {}).get("Attributes", {}).get(LABEL_TASK_ID)
         with self._lock:
             attempt = self._attempts.get(task_id) if task_id else None
-        if attempt is not None and attempt.container_id in (None, event.get("id")):
+        if attempt is not None and attempt.container_id == event.get("id"):
+            attempt.exit = _Exit.from_event(event)
             self._claim_finish(attempt)
 
     def _reconcile(self) -> None:
@@ -697,19 +733,27 @@ class DockerExecutor:
     def _final_outcome(self, attempt: _Attempt) -> Outcome:
         if attempt.deadline is not None:
             attempt.deadline.cancel()
-        # The engine answers an inspect, and ends the log stream, only once it has
-        # finished handling the exit: ask first, so that both waits overlap.
-        try:
-            state = self._engine.api().inspect_container(attempt.container_id)["State"]
-        except NotFound:
-            state = None
+        exit_ = attempt.exit
+        if exit_ is None or (exit_.code == _SIGKILLED and attempt.kill_reason is None):
+            # No die event (reconciliation, recovery), or killed by someone else: the
+            # OOM killer or a removal. The engine answers an inspect only once it has
+            # cleaned up after the exit, some milliseconds after the die event, so it
+            # is asked only when the event does not tell all.
+            state = self._inspect_exited(attempt)
+            if state is None or (state.get("Status") == "removing" and not attempt.kill_reason):
+                self._drain_logs(attempt)
+                return self._outcome_without_container(attempt, "container lost")
+            exit_ = _Exit.from_state(state)
         self._drain_logs(attempt)
-        if state is None:
-            return self._outcome_without_container(attempt, "container lost")
-        if state.get("Status") == "removing" and attempt.kill_reason is None:
-            return self._outcome_without_container(attempt, "container lost")  # removed by hand
         self._collect_log_paths(attempt)
-        return self._outcome(attempt, state)
+        return self._outcome(attempt, exit_)
+
+    def _inspect_exited(self, attempt: _Attempt) -> Mapping[str, Any] | None:
+        """The exited container's State (while its reader drains), or None if it is gone."""
+        try:
+            return self._engine.api().inspect_container(attempt.container_id)["State"]
+        except NotFound:
+            return None
 
     def _drain_logs(self, attempt: _Attempt) -> None:
         """Wait for the exited container's output to be read to its end."""
@@ -720,18 +764,17 @@ class DockerExecutor:
         if attempt.reader_broken:
             self._read_logs(attempt)  # the rest of the output, now that it has ended
 
-    def _outcome(self, attempt: _Attempt, state: Mapping[str, Any]) -> Outcome:
-        """How the container ended, from its inspected State."""
-        exit_code = int(state["ExitCode"])
-        oom = bool(state.get("OOMKilled"))
+    def _outcome(self, attempt: _Attempt, exit_: _Exit) -> Outcome:
+        """How the container ended."""
+        exit_code = exit_.code
         if attempt.kill_reason is not None:
             ending, reason = attempt.kill_ending or Ending.KILLED, attempt.kill_reason
-        elif oom and exit_code != 0:
+        elif exit_.oom_killed and exit_code != 0:
             ending, reason = Ending.OOM_KILLED, "killed: out of memory"
         else:
             ending, reason = Ending.EXITED, (f"exit code {exit_code}" if exit_code else None)
-        started_at = _engine_time(state.get("StartedAt", "")) or attempt.started_at
-        ended_at = _engine_time(state.get("FinishedAt", "")) or self._clock()
+        started_at = exit_.started_at or attempt.started_at
+        ended_at = exit_.ended_at or self._clock()
         if started_at is not None:
             # For an instant exit the engine can record FinishedAt just before StartedAt.
             ended_at = max(ended_at, started_at)
@@ -741,7 +784,7 @@ class DockerExecutor:
             exit_code=exit_code,
             ended_at=ended_at,
             started_at=started_at,
-            oom_killed=oom,
+            oom_killed=exit_.oom_killed,
             reason=reason,
         )
 
