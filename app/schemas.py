@@ -154,7 +154,11 @@ class ProcessSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(PROCESS_STATUSES))
     task = fields.List(fields.Nested(TaskSchema), attribute="tasks", required=True)
     trigger = fields.String(
-        required=True, metadata={"description": "what started the run: schedule, manual, retry"}
+        required=True,
+        metadata={
+            "description": "what last started the run: `schedule`, `manual:<token name>` "
+            "or, once retried, `retry:<token name>`"
+        },
     )
     reason = fields.String(allow_none=True)
 

@@ -388,8 +388,11 @@ def _kill_locked(run: Run, now: datetime) -> Changes:
     return Changes(kill=[t.id for t in live]).merge(_advance_locked(run, now))
 
 
-def retry_run(run_id: str, now: datetime) -> Changes:
-    """Give every task of a failed run whose last attempt failed one more attempt."""
+def retry_run(run_id: str, actor: str, now: datetime) -> Changes:
+    """Give every task of a failed run whose last attempt failed one more attempt.
+
+    The run then shows `retry:<actor>` as what (re)started it.
+    """
     with write_transaction():
         run = Run.get_or_none(Run.id == run_id)
         if run is None:
@@ -397,11 +400,19 @@ def retry_run(run_id: str, now: datetime) -> Changes:
         if run.status != RunStatus.FAILED:
             raise Conflict(f"only a failed process can be retried; {run_id} is {run.status}")
         Run.update(
-            status=RunStatus.RUNNING.value, ended_at=None, reason=None, kill_requested_at=None
+            status=RunStatus.RUNNING.value,
+            ended_at=None,
+            reason=None,
+            kill_requested_at=None,
+            trigger=f"retry:{actor}",
         ).where((Run.id == run.id) & (Run.status == RunStatus.FAILED)).execute()
         for task_name, attempt in _failed_latest(run.id):
             _insert_attempt(run, NewAttempt(task_name, attempt + 1), now)
-        run.status, run.kill_requested_at = RunStatus.RUNNING.value, None
+        run.status, run.kill_requested_at, run.trigger = (
+            RunStatus.RUNNING.value,
+            None,
+            f"retry:{actor}",
+        )
         return Changes(started=[run.id]).merge(_advance_locked(run, now))
 
 

@@ -118,7 +118,7 @@ class Scheduler:
         """Give a failed run's failed tasks one more attempt each."""
         now = self.clock()
         with write_transaction():
-            changes = runs.retry_run(run_id, now)
+            changes = runs.retry_run(run_id, actor, now)
             catalog.audit(actor, "retry", run_id, None, now)
         self.engine.apply(changes)
 

@@ -316,6 +316,7 @@ def test_changes_are_audited_under_the_token_name_and_runs_show_their_starter(
     assert run["trigger"] == "manual:boss"
     assert api.post(f"{location}/kill", headers=writer).status_code == 204
     assert api.post(f"{location}/retry", headers=boss).status_code == 204
+    assert api.get(location, headers=writer).get_json()["trigger"] == "retry:boss"
     api.delete("/api/process_definitions/nightly", headers=boss)
     assert audit_trail(secured) == [
         ("writer", "create"), ("boss", "pause"), ("writer", "resume"), ("boss", "trigger"),
