@@ -37,7 +37,12 @@ from docker.errors import NotFound
 from definitions import ContinuousSchedule, DockerImageCommand, ProcessDefinition, TaskDefinition
 from definitions import TaskDependency as Dep
 from executor import AttemptSpec, Executor
-from executor.docker_executor import LABEL_TASK_ID, DockerExecutor, DockerSettings
+from executor.docker_executor import (
+    LABEL_INSTANCE,
+    LABEL_TASK_ID,
+    DockerExecutor,
+    DockerSettings,
+)
 from scheduler.database import migrate, open_database
 from scheduler.models import Run, Task
 from scheduler.service import Scheduler, SchedulerSettings
@@ -61,10 +66,14 @@ class Recording:
 
 
 class NotingExits(DockerExecutor):
-    """A DockerExecutor that notes each container's FinishedAt just before removing it."""
+    """A DockerExecutor that notes each container's FinishedAt just before removing it.
+
+    Closed, it removes what it left running: the benchmark leaves no container behind.
+    """
 
     def __init__(self, settings: DockerSettings) -> None:
         super().__init__(settings)
+        self.instance = settings.instance
         self.finished_at: dict[str, float] = {}  # task id -> the engine's exit time
         self._client = docker.APIClient(timeout=60)
 
@@ -79,8 +88,11 @@ class NotingExits(DockerExecutor):
         super()._remove(container)
 
     def close(self) -> None:
-        """Close the executor and the inspecting client."""
+        """Close the executor, remove the containers it left running, close the client."""
         super().close()
+        label = f"{LABEL_INSTANCE}={self.instance}"
+        for container in self._client.containers(all=True, filters={"label": label}):
+            self._client.remove_container(container["Id"], v=True, force=True)
         self._client.close()
 
 
