@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from marshmallow import ValidationError
@@ -56,8 +57,13 @@ def definition_to_json(definition: ProcessDefinition) -> str:
     return json.dumps(dump_definition(definition), sort_keys=True, separators=(",", ":"))
 
 
+@lru_cache(maxsize=512)
 def definition_from_json(text: str) -> ProcessDefinition:
-    """Rebuild a stored definition; the text was validated when stored, so it is trusted."""
+    """Rebuild a stored definition; the text was validated when stored, so it is trusted.
+
+    Definitions are immutable, so each distinct text is parsed once (the scheduler reads
+    a run's copy at every step of the run).
+    """
     data = json.loads(text)
     return ProcessDefinition(
         **{

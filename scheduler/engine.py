@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from peewee import PeeweeException, fn
 
-from definitions import ProcessDefinition, definition_from_json
+from definitions import definition_from_json
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
 from scheduler import runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
@@ -225,7 +224,7 @@ class Engine:
     def spec_for(self, task: Task) -> AttemptSpec:
         """The container spec of a stored attempt, from its run's copy of the definition."""
         run = Run.get_by_id(task.run_id)
-        definition = _definition(run.definition_body)
+        definition = definition_from_json(run.definition_body)
         command = definition.task(task.task_name).executable
         env = {v.variable_name: v.value for v in command.environment_variables}
         env.update(self._gnomon_env(task))
@@ -269,12 +268,6 @@ class Engine:
             .tuples()
         )
         return [InFlight(self.spec_for(t), _as_time(newest.get(t.id))) for t in tasks]
-
-
-@lru_cache(maxsize=256)
-def _definition(body: str) -> ProcessDefinition:
-    """A run's definition, parsed once per distinct copy."""
-    return definition_from_json(body)
 
 
 def _as_time(value: object) -> datetime | None:
