@@ -49,7 +49,7 @@ RUN_VIEW_FIELDS = (
     Run.reason,
 )
 
-# What an attempt's view shows (not its container id or backoff time).
+# What an attempt's view shows (not its container id or backoff time), in TaskView's order.
 TASK_VIEW_FIELDS = (
     Task.id,
     Task.run,
@@ -101,10 +101,10 @@ def list_runs(f: RunFilter) -> list[RunView]:
 
 def get_task(task_id: str) -> TaskView:
     """The attempt `task_id` with its entries."""
-    task = Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id).get_or_none()
-    if task is None:
+    rows = list(Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id).tuples())
+    if not rows:
         raise NotFound("task", task_id)
-    return _task_views([task])[0]
+    return _task_views(rows)[0]
 
 
 def list_tasks(f: TaskFilter) -> list[TaskView]:
@@ -119,7 +119,7 @@ def list_tasks(f: TaskFilter) -> list[TaskView]:
     query = _within(query, Task.created_at, f.start_time, f.end_time)
     if f.limit is not None:
         query = query.limit(f.limit)
-    return _task_views(list(query))
+    return _task_views(list(query.tuples()))
 
 
 def _within(query: ModelSelect, field: object, start: object, end: object) -> ModelSelect:
@@ -137,6 +137,7 @@ def _run_views(runs: Sequence[Run]) -> list[RunView]:
         Task.select(*TASK_VIEW_FIELDS)
         .where(Task.run.in_([r.id for r in runs]))
         .order_by(Task.created_at, Task.attempt)
+        .tuples()
     )
     by_run: dict[str, list[TaskView]] = defaultdict(list)
     for view in _task_views(list(attempts) if runs else []):
@@ -159,9 +160,9 @@ def _run_view(run: Run, tasks: Iterable[TaskView]) -> RunView:
     )
 
 
-def _task_views(tasks: Sequence[Task]) -> list[TaskView]:
-    """Views of `tasks` with their log and metadata entries."""
-    ids = [t.id for t in tasks]
+def _task_views(tasks: Sequence[tuple]) -> list[TaskView]:
+    """Views of attempts, given as rows of TASK_VIEW_FIELDS, with their entries."""
+    ids = [t[0] for t in tasks]
     logs: dict[str, list[LogEntryView]] = defaultdict(list)
     metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
     if ids:
@@ -188,25 +189,7 @@ def _task_views(tasks: Sequence[Task]) -> list[TaskView]:
             .tuples()
         ):
             metadata[task_id].append(MetadataEntryView(*entry))
-    return [_task_view(t, logs[t.id], metadata[t.id]) for t in tasks]
-
-
-def _task_view(
-    t: Task, logs: Iterable[LogEntryView], metadata: Iterable[MetadataEntryView]
-) -> TaskView:
-    """The view of one attempt."""
-    return TaskView(
-        id=t.id,
-        process_id=t.run_id,
-        definition_name=t.definition_name,
-        task_name=t.task_name,
-        attempt=t.attempt,
-        status=t.status,
-        created_at=t.created_at,
-        started_at=t.started_at,
-        ended_at=t.ended_at,
-        exit_code=t.exit_code,
-        reason=t.reason,
-        log_entries=tuple(logs),
-        metadata_entries=tuple(metadata),
-    )
+    return [
+        TaskView(*t, log_entries=tuple(logs[t[0]]), metadata_entries=tuple(metadata[t[0]]))
+        for t in tasks
+    ]
