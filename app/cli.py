@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -27,6 +28,18 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 @click.group()
 def main() -> None:
     """Gnomon: scheduled Docker jobs with Sundial's HTTP API."""
+
+
+def settle_heap() -> None:
+    """Once started: set what start-up made aside from the garbage collector, collect less often.
+
+    A page of history allocates tens of thousands of short-lived objects; with CPython's
+    default thresholds they set off full collections over every module and the app,
+    which showed in the p95 and p99 of `bench.history`.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 @main.command()
@@ -64,6 +77,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
         threads=app.config["SERVE_THREADS"],
         ident="gnomon",
     )
+    settle_heap()
     if app.config["SCHEDULER_ENABLED"]:
         state.scheduler.start()
     log.info(

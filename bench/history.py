@@ -296,9 +296,11 @@ def get_ok(client: Any, path: str) -> Callable[[], Any]:
 def measure(url: str, database: str, store: str, run_ids: list[str], count: int) -> list[Latency]:
     """Latency of the list and the one-run request against the app serving `url`."""
     from app import create_app  # late: the benchmark's data half runs without the app
+    from app.cli import settle_heap
 
     settings = {"DATABASE_URL": url, "SCHEDULER_ENABLED": False, "TESTING": True}
     app = create_app({**settings, "EXECUTOR": "fake"})  # reads only: no Docker needed
+    settle_heap()  # as `gnomon serve` does once started
     client = app.test_client()
     rng = random.Random(11)
     requests = {
