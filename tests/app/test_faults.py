@@ -126,3 +126,4 @@ def test_an_unreachable_database_is_503_never_500(
     health = client.get("/_internal_/healthcheck")
     assert health.status_code == 503
     assert health.get_json()["status"] == "unhealthy"
+    assert health.get_json()["checks"]["database"] == "unavailable: OperationalError"
