@@ -22,6 +22,7 @@ from app.schemas import (
     TaskSchema,
     TriggerArgsSchema,
 )
+from app.state import gnomon
 from definitions.schemas import ProcessDefinitionSchema
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
@@ -73,8 +74,8 @@ NO_CONTENT = {"204": {"description": "done; no body"}}
 BAD_INPUT = "a parameter or the body is invalid; `details.fields` names each bad field"
 
 
-def operations() -> dict[str, dict[str, dict[str, Any]]]:
-    """Every operation of the API by path and method."""
+def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every operation of the API by path and method (`max_entries`: per callback call)."""
     definitions = "/api/process_definitions"
     return {
         definitions: {
@@ -189,9 +190,17 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
             },
         },
         **callback(
-            "log_entries", "LogEntry", "Append log entries (ids already stored are ignored)"
+            max_entries,
+            "log_entries",
+            "LogEntry",
+            "Append log entries (ids already stored are ignored)",
         ),
-        **callback("metadata", "MetadataEntry", "Append metadata (ids already stored are ignored)"),
+        **callback(
+            max_entries,
+            "metadata",
+            "MetadataEntry",
+            "Append metadata (ids already stored are ignored)",
+        ),
         **report("succeed"),
         **report("fail"),
         "/_internal_/metrics": {
@@ -218,8 +227,8 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-def callback(suffix: str, item: str, summary: str) -> dict[str, Any]:
-    """The path of a callback that posts a list of entries."""
+def callback(max_entries: int, suffix: str, item: str, summary: str) -> dict[str, Any]:
+    """The path of a callback that posts a list of at most `max_entries` entries."""
     return {
         f"/api/tasks/{{task_id}}/{suffix}": {
             "parameters": [uuid_path("task_id")],
@@ -227,7 +236,7 @@ def callback(suffix: str, item: str, summary: str) -> dict[str, Any]:
                 "summary": summary,
                 "requestBody": {
                     "required": True,
-                    **json_content({"type": "array", "items": ref(item)}),
+                    **json_content({"type": "array", "items": ref(item), "maxItems": max_entries}),
                 },
                 "responses": responses(
                     NO_CONTENT, e400=BAD_INPUT, e404="unknown task", e409="the attempt has ended"
@@ -275,7 +284,7 @@ HEALTH = {
 }
 
 
-def build_spec() -> dict[str, Any]:
+def build_spec(max_callback_entries: int) -> dict[str, Any]:
     """The OpenAPI document of every endpoint, as a dict."""
     spec = APISpec(
         title="Gnomon",
@@ -301,7 +310,7 @@ def build_spec() -> dict[str, Any]:
     ):
         spec.components.schema(name, schema=schema)
     spec.components.schema("Health", HEALTH)
-    for path, path_item in operations().items():
+    for path, path_item in operations(max_callback_entries).items():
         parameters = path_item.pop("parameters", None)
         spec.path(path=path, operations=path_item, parameters=parameters)
     return spec.to_dict()
@@ -312,5 +321,6 @@ def build_spec() -> dict[str, Any]:
 def openapi_json() -> Response:
     """The OpenAPI document, built once per app."""
     if SPEC_KEY not in current_app.extensions:
-        current_app.extensions[SPEC_KEY] = build_spec()
+        most = gnomon().settings["MAX_CALLBACK_ENTRIES"]
+        current_app.extensions[SPEC_KEY] = build_spec(most)
     return jsonify(current_app.extensions[SPEC_KEY])
