@@ -11,7 +11,7 @@ or run it: ``python -m gnomon_task log MESSAGE | metadata KEY VALUE | succeed | 
 
 It reads GNOMON_URL, GNOMON_TASK_ID and GNOMON_TASK_TOKEN, which Gnomon sets in
 every task container. A refused or timed-out connection (or a 502/503/504) is
-retried with a short backoff for at most about 10 seconds in all; any other
+retried with a short backoff for at most about 6 seconds in all; any other
 refusal raises `GnomonTaskError` (exit status 1 from the command line).
 """
 
@@ -27,8 +27,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-TOTAL_SECONDS = 10.0  # the most one call may take, retries included
-ATTEMPT_SECONDS = 4.0  # the most one HTTP request may take
+TOTAL_SECONDS = 6.0  # the most one call may take, retries included
+ATTEMPT_SECONDS = 3.0  # the most one HTTP request may take
 RETRIED_STATUSES = (502, 503, 504)
 USAGE = "usage: gnomon_task log MESSAGE | metadata KEY VALUE | succeed | fail [REASON]"
 
