@@ -527,16 +527,16 @@ class DockerExecutor:
             self._remove(container_id)
             self._fail_start(attempt, Ending.START_FAILED, _explain(error))
             return
-        self._start_reader(attempt)  # at once: a quick exit's output is read meanwhile
         self._mark_running(attempt, started_at, 0.0)
 
     def _mark_running(self, attempt: _Attempt, started_at: datetime, elapsed: float) -> None:
-        """The container runs and its reader reads: tell the listener, then let it finish.
+        """The container runs: read its output, tell the listener, then let it finish.
 
         Its exit can be claimed only from here on (a die event before marks it
         `exited_early`), so the listener hears of the start before the end and
         the finaliser always finds a started reader.
         """
+        self._start_reader(attempt)  # at once: a quick exit's output is read meanwhile
         attempt.started_at = started_at
         spec = attempt.spec
         self._tell(lambda lsn: lsn.attempt_started(spec.task_id, started_at, attempt.container_id))
@@ -866,7 +866,6 @@ class DockerExecutor:
         started_at = _engine_time(state["StartedAt"]) or self._clock()
         attempt.exited_early = not (state["Running"] or state.get("Restarting"))
         elapsed = max(0.0, time.time() - started_at.timestamp())
-        self._start_reader(attempt)
         self._mark_running(attempt, started_at, elapsed)
 
     def _resume_start(self, attempt: _Attempt) -> None:

@@ -393,6 +393,7 @@ def retry_run(run_id: str, actor: str, now: datetime) -> Changes:
 
     The run then shows `retry:<actor>` as what (re)started it.
     """
+    trigger = f"retry:{actor}"
     with write_transaction():
         run = Run.get_or_none(Run.id == run_id)
         if run is None:
@@ -404,15 +405,11 @@ def retry_run(run_id: str, actor: str, now: datetime) -> Changes:
             ended_at=None,
             reason=None,
             kill_requested_at=None,
-            trigger=f"retry:{actor}",
+            trigger=trigger,
         ).where((Run.id == run.id) & (Run.status == RunStatus.FAILED)).execute()
         for task_name, attempt in _failed_latest(run.id):
             _insert_attempt(run, NewAttempt(task_name, attempt + 1), now)
-        run.status, run.kill_requested_at, run.trigger = (
-            RunStatus.RUNNING.value,
-            None,
-            f"retry:{actor}",
-        )
+        run.status, run.kill_requested_at, run.trigger = RunStatus.RUNNING.value, None, trigger
         return Changes(started=[run.id]).merge(_advance_locked(run, now))
 
 
@@ -425,14 +422,21 @@ def _failed_latest(run_id: str) -> list[tuple[str, int]]:
     return [(n, t.attempt) for n, t in latest.items() if t.status == TaskStatus.FAILED]
 
 
+def lock_unended_attempt(task_id: str) -> Task:
+    """The attempt `task_id`, locked so that it cannot end before the transaction does;
+    NotFound if there is none, Conflict if it has ended (a callback then stores nothing)."""
+    task = lock_task(task_id)
+    if task is None:
+        raise NotFound("task", task_id)
+    if task.status in FINAL_TASK:
+        raise Conflict(f"task {task_id} has already ended ({task.status})")
+    return task
+
+
 def record_report(task_id: str, outcome: TaskStatus, actor: str, now: datetime) -> None:
     """Store an attempt's first /succeed or /fail; later ones are a Conflict."""
     with write_transaction():
-        task = lock_task(task_id)  # the attempt cannot end between this check and the insert
-        if task is None:
-            raise NotFound("task", task_id)
-        if task.status in FINAL_TASK:
-            raise Conflict(f"task {task_id} has already ended ({task.status})")
+        lock_unended_attempt(task_id)
         try:
             with write_transaction():
                 TaskReport.create(

@@ -13,13 +13,13 @@ from definitions import ProcessDefinition
 from executor import Executor
 from scheduler import catalog, queries, runs
 from scheduler.engine import Engine, SchedulerSettings
-from scheduler.errors import Conflict, NotFound
+from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import LogEntry, MetadataEntry, db
-from scheduler.states import FINAL_TASK, TaskStatus
+from scheduler.states import TaskStatus
 from scheduler.tokens import token_matches
-from scheduler.tx import lock_task, write_transaction
+from scheduler.tx import write_transaction
 from scheduler.views import DefinitionView, Health, NewLogEntry, NewMetadataEntry
 
 __all__ = ["Scheduler", "SchedulerSettings"]
@@ -144,11 +144,7 @@ class Scheduler:
         """Insert callback entries idempotently, after checking the attempt exists and has
         not ended (in the same transaction, so that nothing is stored late)."""
         with write_transaction():
-            task = lock_task(task_id)
-            if task is None:
-                raise NotFound("task", task_id)
-            if task.status in FINAL_TASK:
-                raise Conflict(f"task {task_id} has already ended ({task.status})")
+            runs.lock_unended_attempt(task_id)
             if rows:
                 model.insert_many(rows).on_conflict_ignore().execute()
 

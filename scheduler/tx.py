@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from peewee import SqliteDatabase
+from peewee import Model, ModelSelect, SqliteDatabase
 
 from scheduler.models import Definition, Task, db
 
@@ -35,10 +35,7 @@ def lock_definition(name: str) -> Definition | None:
     trigger racing a schedule) decide one after the other. SQLite's IMMEDIATE
     transaction already serialises writers.
     """
-    query = Definition.select().where(Definition.name == name)
-    if not isinstance(db.obj, SqliteDatabase):
-        query = query.for_update()
-    return query.get_or_none()
+    return _held(Definition.select().where(Definition.name == name))
 
 
 def lock_task(task_id: str) -> Task | None:
@@ -47,7 +44,12 @@ def lock_task(task_id: str) -> Task | None:
     A callback that checks the attempt has not ended, then stores something, holds
     this lock so that the attempt cannot end in between.
     """
-    query = Task.select().where(Task.id == task_id)
+    return _held(Task.select().where(Task.id == task_id))
+
+
+def _held(query: ModelSelect) -> Model | None:
+    """The one row of `query`, locked until the transaction ends (SQLite's IMMEDIATE
+    transaction already holds the whole database)."""
     if not isinstance(db.obj, SqliteDatabase):
         query = query.for_update()
     return query.get_or_none()

@@ -8,7 +8,14 @@ import pytest
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from app.schemas import LogEntrySchema, ProcessFilterSchema, UTCDateTime, load_query
+from app.schemas import (
+    DefinitionStateSchema,
+    LogEntrySchema,
+    ProcessFilterSchema,
+    UTCDateTime,
+    load_query,
+)
+from definitions.schemas import SERVER_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -75,3 +82,7 @@ def test_status_lists_split_commas() -> None:
     args = MultiDict([("allowed_statuses", "running,failed"), ("allowed_statuses", "succeeded")])
     loaded = load_query(ProcessFilterSchema(), args)
     assert loaded["allowed_statuses"] == ["running", "failed", "succeeded"]
+
+
+def test_the_state_a_definition_shows_is_what_a_put_ignores() -> None:
+    assert set(DefinitionStateSchema().fields) == SERVER_FIELDS
