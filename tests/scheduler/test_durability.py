@@ -99,9 +99,8 @@ def test_a_crash_mid_dag_loses_nothing_and_starts_nothing_twice(
     attempts = tasks_of(run)
     assert {name: len(a) for name, a in attempts.items()} == {"a": 1, "b": 1, "c": 1}
     assert [e["message"] for e in attempts["b"][0]["log_entries"]] == ["b"]
-    instance = service.env["GNOMON_INSTANCE"]
-    left = docker_client.containers.list(all=True, filters={"label": f"gnomon.instance={instance}"})
-    assert left == []
+    instance = {"label": f"gnomon.instance={service.env['GNOMON_INSTANCE']}"}
+    wait_for(lambda: not docker_client.api.containers(all=True, filters=instance), 10, "removal")
 
 
 def test_sigterm_leaves_the_container_running_for_the_next_start(
@@ -125,4 +124,5 @@ def test_sigterm_leaves_the_container_running_for_the_next_start(
     assert run["status"] == "succeeded"
     [attempt] = tasks_of(run)["main"]
     assert [entry["message"] for entry in attempt["log_entries"]] == ["done"]
-    assert docker_client.containers.list(all=True, filters=instance) == []
+    # a finished container is removed just after its outcome is stored
+    wait_for(lambda: not docker_client.api.containers(all=True, filters=instance), 10, "removal")
