@@ -19,6 +19,7 @@ from app.config import ConfigError
 from app.shutdown import serve_until_stopped
 from app.state import EXTENSION_KEY, Gnomon
 from scheduler.database import describe
+from scheduler.errors import InstanceNameTaken
 
 log = logging.getLogger("gnomon")
 
@@ -79,7 +80,10 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
     )
     settle_heap()
     if app.config["SCHEDULER_ENABLED"]:
-        state.scheduler.start()
+        try:
+            state.scheduler.start()
+        except InstanceNameTaken as error:
+            raise click.ClickException(str(error)) from error
     log.info(
         "listening on %s, database %s, scheduler %s",
         listen_urls(server),

@@ -121,6 +121,13 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "INSTANCE_LEASE_SECONDS", 30.0, float,
+        "Seconds an instance's lease lasts without a heartbeat (renewed every sixth of it). "
+        "Another instance adopts the attempts of an instance silent this long; an instance "
+        "name held by a live lease cannot be started twice.",
+        at_least(2),
+    ),
+    Setting(
         "DOCKER_HOST", "", str,
         "Docker Engine address (e.g. unix:///var/run/docker.sock); empty means the "
         "DOCKER_HOST environment variable or the local default.",

@@ -100,11 +100,13 @@ class InFlight:
     """An attempt the database believes is starting or running, handed over after a restart.
 
     `logs_until` is the time of the newest output line already stored, so that
-    re-attached log streams do not store a line twice.
+    re-attached log streams do not store a line twice. `instance` names the instance
+    that started it when another instance adopts it (None: this one).
     """
 
     spec: AttemptSpec
     logs_until: datetime | None = None
+    instance: str | None = None
 
 
 @dataclass(frozen=True)

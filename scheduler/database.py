@@ -7,10 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import CharField, Database, Model, PostgresqlDatabase, SqliteDatabase, TextField
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_operations
 
-from scheduler.models import MODELS, SchemaVersion, db
+from scheduler.models import MODELS, SchemaVersion, UTCDateTimeField, db
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,29 @@ SQLITE_PRAGMAS = {
 # changes. A new database is created from the models and stamped with the newest
 # version, so the models always describe the newest schema.
 Migration = Callable[[Database], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _instance_leases(database: Database) -> None:
+    """2: instance leases, the instance owning each attempt, a definition's schedule error."""
+
+    class Instance(Model):  # frozen here as it was when this migration was released
+        name = CharField(primary_key=True, max_length=64)
+        holder = CharField(max_length=255)
+        started_at = UTCDateTimeField()
+        heartbeat_at = UTCDateTimeField()
+
+        class Meta:
+            table_name = "instance"
+
+    database.bind([Instance]).create_tables([Instance])
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(
+        migrator.add_column("task", "instance", CharField(null=True, max_length=64)),
+        migrator.add_column("definition", "schedule_error", TextField(null=True)),
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {2: _instance_leases}
 
 
 class HideQueryParameters(logging.Filter):

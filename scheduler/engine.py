@@ -13,20 +13,20 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from peewee import PeeweeException, fn
+from peewee import InterfaceError, OperationalError, PeeweeException, fn
 
 from definitions import definition_from_json
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
-from scheduler import runs
+from scheduler import instances, runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
 from scheduler.runs import Changes
 from scheduler.states import LIVE_TASK, RunStatus, TaskStatus
 from scheduler.tokens import server_secret, task_token
 from scheduler.transitions import fire_plan
-from scheduler.tx import write_transaction
+from scheduler.tx import recovering_connection, recovers_connection, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ class SchedulerSettings:
     tick_seconds: float = 5.0
     on_time_seconds: float = 60.0  # a fire later than this was missed (service down)
     max_catch_up_runs: int = 10  # run_all's cap when a definition sets none
+    instance: str = "default"  # this instance's name: it owns the attempts it starts
+    lease_seconds: float = 30.0  # an instance silent this long has its attempts adopted
+    schedule_retry_seconds: float = 60.0  # a definition whose fire failed is tried again after
+
+    @property
+    def lease(self) -> timedelta:
+        """How long an instance's lease lasts without a heartbeat."""
+        return timedelta(seconds=self.lease_seconds)
 
 
 class Engine:
@@ -61,25 +69,92 @@ class Engine:
         self.wake: Callable[[], None] = lambda: None
         self._seq = itertools.count()
         self._secret: bytes | None = None
+        self._unhanded: set[str] = set()  # claimed, but neither started nor sent back yet
+        self._failing: dict[str, tuple[datetime, datetime]] = {}  # name: (updated_at, retry at)
+        self._next_heartbeat = datetime.min.replace(tzinfo=UTC)
 
     # ------------------------------------------------------------ the pass
 
     def tick(self, now: datetime, full: bool = True) -> datetime:
         """One scheduling pass at `now`; returns when the next pass is due."""
-        self.fire_due(now)
-        self.promote_queued(now)
-        if full:
-            self.advance_running(now)
-        self.dispatch(now)
-        return self.next_wake(now)
+        with recovering_connection():
+            self.heartbeat(now)
+            self.send_back_unhanded()
+            self.fire_due(now)
+            self.promote_queued(now)
+            if full:
+                self.advance_running(now)
+                self.adopt_ownerless(now)
+            self.dispatch(now)
+            return self.next_wake(now)
+
+    def register(self, now: datetime) -> None:
+        """Take this instance's lease; InstanceNameTaken if a live instance holds the name."""
+        instances.register(self.settings.instance, now, self.settings.lease)
+        self._next_heartbeat = now + self.settings.lease / 6
+
+    def heartbeat(self, now: datetime) -> None:
+        """Renew this instance's lease every sixth of its length."""
+        if now < self._next_heartbeat:
+            return
+        if not instances.renew(self.settings.instance, now):
+            log.error("instance %s had lost its lease; it holds it again", self.settings.instance)
+        self._next_heartbeat = now + self.settings.lease / 6
+
+    def adopt_ownerless(self, now: datetime) -> None:
+        """Take over the live attempts of instances whose lease has expired."""
+        me = self.settings.instance
+        for owner in instances.ownerless(now, self.settings.lease, me):
+            adopted = instances.take_over(owner, me)
+            if adopted:
+                log.warning("adopting %d attempt(s) of instance %s", len(adopted), owner)
+                self.executor.recover(self._in_flight(adopted, owner))
+
+    def send_back_unhanded(self) -> None:
+        """Attempts claimed by a pass that failed before handing them over wait again."""
+        for task_id in list(self._unhanded):
+            runs.mark_waiting(task_id)
+            self._unhanded.discard(task_id)
 
     def fire_due(self, now: datetime) -> None:
-        """Start the runs of every definition whose next fire time has come."""
+        """Start the runs of every definition whose next fire time has come.
+
+        A definition whose fire fails (a body or time zone that no longer loads, a
+        clash) is reported and tried again later; the others fire all the same.
+        """
         due = Definition.select().where(
             (Definition.paused == False) & (Definition.next_fire_at <= now)  # noqa: E712
         )
         for row in list(due):
-            self._fire(row, now)
+            if self._retry_later(row, now):
+                continue
+            try:
+                self._fire(row, now)
+            except (OperationalError, InterfaceError):
+                raise  # the database, not the definition: the whole pass fails
+            except Exception as exc:
+                self._schedule_failed(row, now, exc)
+            else:
+                self._schedule_works(row)
+
+    def _retry_later(self, row: Definition, now: datetime) -> bool:
+        """Whether `row` failed to fire lately and has not changed since."""
+        failing = self._failing.get(row.name)
+        return failing is not None and failing[0] == row.updated_at and now < failing[1]
+
+    def _schedule_failed(self, row: Definition, now: datetime, exc: Exception) -> None:
+        """Log, count and store why `row` could not fire; it is tried again later."""
+        log.exception("definition %s could not fire; others go on", row.name)
+        retry_at = now + timedelta(seconds=self.settings.schedule_retry_seconds)
+        self._failing[row.name] = (row.updated_at, retry_at)
+        if self.metrics:
+            self.metrics.schedule_errors.labels(row.name).inc()
+        runs.set_schedule_error(row.name, f"{type(exc).__name__}: {exc}"[:500])
+
+    def _schedule_works(self, row: Definition) -> None:
+        """Forget an earlier failure of `row` once it fires."""
+        if self._failing.pop(row.name, None) is not None or row.schedule_error:
+            runs.set_schedule_error(row.name, None)
 
     def _fire(self, row: Definition, now: datetime) -> None:
         """Fire one definition, unless another scheduler already did."""
@@ -101,22 +176,34 @@ class Engine:
         """Start queued runs whose definition has no running run any more."""
         names = Run.select(Run.definition_name).where(Run.status == RunStatus.QUEUED).distinct()
         for (name,) in list(names.tuples()):
-            self.apply(runs.promote_queued(name, now))
+            self._isolated(f"promoting a queued run of {name}", runs.promote_queued, name, now)
 
     def advance_running(self, now: datetime) -> None:
         """Re-plan every running run: the safety net behind event-driven advances."""
         running = Run.select(Run.id).where(Run.status == RunStatus.RUNNING)
         for (run_id,) in list(running.tuples()):
-            self.apply(runs.advance(run_id, now))
+            self._isolated(f"advancing run {run_id}", runs.advance, run_id, now)
+
+    def _isolated(self, what: str, step: Callable[..., Changes], *args: object) -> None:
+        """Run one step for one run: a bad row is logged and the pass goes on without it."""
+        try:
+            self.apply(step(*args))
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the row: the whole pass fails
+        except Exception:
+            log.exception("%s failed; the pass goes on", what)
 
     def dispatch(self, now: datetime) -> None:
         """Hand ready attempts to the executor, within the container cap."""
         live = Task.select().where(Task.status.in_(LIVE_TASK)).count()
-        claimed, waiting = runs.claim_for_start(now, self.settings.max_running_containers - live)
+        capacity = self.settings.max_running_containers - live
+        claimed, waiting = runs.claim_for_start(now, capacity, self.settings.instance)
+        self._unhanded.update(t.id for t in claimed)
         for i, task in enumerate(claimed):
             if not self._start(task, now):
                 for rest in claimed[i + 1 :]:
                     runs.mark_waiting(rest.id)
+                    self._unhanded.discard(rest.id)
                 break
         if self.metrics:
             self.metrics.attempts_running.set(live + len(claimed))
@@ -129,18 +216,23 @@ class Engine:
         except EngineUnavailable as exc:
             log.warning("container engine unavailable, %s waits: %s", task.id, exc)
             runs.mark_waiting(task.id)
+            self._unhanded.discard(task.id)
             return False
+        except (OperationalError, InterfaceError):
+            raise  # the attempt stays unhanded: the next pass sends it back
         except Exception:
             log.exception("could not start attempt %s", task.id)
             reason = "could not start: internal error"
             self.attempt_finished(Outcome(task.id, Ending.START_FAILED, None, now, reason=reason))
+        self._unhanded.discard(task.id)
         return True
 
     def next_wake(self, now: datetime) -> datetime:
         """The earliest of: the next fire, the next backoff expiry, the periodic pass."""
         candidates = [now + timedelta(seconds=self.settings.tick_seconds)]
+        candidates += [retry_at for _, retry_at in self._failing.values()]
         fire = Definition.select(fn.MIN(Definition.next_fire_at)).where(
-            Definition.paused == False  # noqa: E712
+            (Definition.paused == False) & Definition.name.not_in(list(self._failing))  # noqa: E712
         )
         backoff = Task.select(fn.MIN(Task.not_before)).where(Task.status == TaskStatus.SUBMITTED)
         for query in (fire, backoff):
@@ -182,10 +274,15 @@ class Engine:
 
     # ----------------------------------------------------- executor events
 
+    # Each raises when its write fails (the executor retries it) and, after a broken
+    # connection, leaves this thread to connect afresh on its next call.
+
+    @recovers_connection
     def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
         """The attempt's container runs."""
         runs.mark_started(task_id, started_at, container_id)
 
+    @recovers_connection
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
         """Store a batch of container output."""
         rows = [
@@ -203,13 +300,18 @@ class Engine:
             with write_transaction():
                 LogEntry.insert_many(rows).execute()
 
+    @recovers_connection
     def attempt_waiting(self, task_id: str, reason: str) -> None:
         """The engine went away while starting the attempt: it waits as pending."""
         log.warning("attempt %s waits for the container engine: %s", task_id, reason)
         runs.mark_waiting(task_id)
 
+    @recovers_connection
     def attempt_finished(self, outcome: Outcome) -> None:
-        """Record the end of an attempt and move its run on."""
+        """Record the end of an attempt and move its run on; raises if it was not stored.
+
+        Reporting an attempt whose end is already stored again changes nothing.
+        """
         self.apply(runs.finish_attempt(outcome, self.clock()))
 
     # -------------------------------------------------------------- specs
@@ -257,8 +359,18 @@ class Engine:
         }
 
     def in_flight(self) -> list[InFlight]:
-        """Attempts the database believes are starting or running, for recovery."""
-        tasks = list(Task.select().where(Task.status.in_(LIVE_TASK)))
+        """This instance's attempts the database believes are starting or running (and those
+        of no instance, from before instances were recorded), for recovery at start."""
+        me = self.settings.instance
+        mine = Task.select().where(
+            Task.status.in_(LIVE_TASK) & ((Task.instance == me) | Task.instance.is_null())
+        )
+        adopted = instances.take_over(None, me)
+        return self._in_flight([*mine, *adopted])
+
+    def _in_flight(self, tasks: Sequence[Task], owner: str | None = None) -> list[InFlight]:
+        """What recovery needs to know of `tasks`, started by instance `owner` (None: this)."""
+        tasks = list({t.id: t for t in tasks}.values())
         if not tasks:
             return []
         newest = dict(
@@ -267,7 +379,7 @@ class Engine:
             .group_by(LogEntry.task)
             .tuples()
         )
-        return [InFlight(self.spec_for(t), _as_time(newest.get(t.id))) for t in tasks]
+        return [InFlight(self.spec_for(t), _as_time(newest.get(t.id)), owner) for t in tasks]
 
 
 def _as_time(value: object) -> datetime | None:

@@ -20,3 +20,7 @@ class Conflict(SchedulerError):
 
 class Unavailable(SchedulerError):
     """A dependency (database, container engine) cannot be reached now."""
+
+
+class InstanceNameTaken(SchedulerError):
+    """Another live instance holds this instance's name (its lease has not expired)."""

@@ -40,6 +40,22 @@ class Loop:
         self._in_pass = False
         self._next_full = datetime.min.replace(tzinfo=UTC)
         self._scheduler: BackgroundScheduler | None = None
+        self._last_good: datetime | None = None
+        self._last_error: str | None = None
+
+    def problem(self, now: datetime, stale_after: timedelta) -> str | None:
+        """Why scheduling is not working now, judged by the passes; None if it is.
+
+        The last pass failed, or no pass has succeeded for `stale_after`.
+        """
+        with self._lock:
+            last_good, last_error = self._last_good, self._last_error
+        if last_error is not None:
+            since = "never" if last_good is None else f"{last_good:%Y-%m-%dT%H:%M:%SZ}"
+            return f"scheduling passes fail ({last_error}); last good pass: {since}"
+        if last_good is not None and now - last_good > stale_after:
+            return f"no scheduling pass has ended since {last_good:%Y-%m-%dT%H:%M:%SZ}"
+        return None
 
     def start(self) -> None:
         """Start the timer thread and run a first full pass at once."""
@@ -97,10 +113,15 @@ class Loop:
         if full:
             self._next_full = now + self._period
         try:
-            return self._pass(now, full)
-        except Exception:
+            due = self._pass(now, full)
+        except Exception as exc:
             log.exception("scheduling pass failed; retrying shortly")
+            with self._lock:
+                self._last_error = type(exc).__name__  # the driver's text may name hosts
             return now + timedelta(seconds=1)
+        with self._lock:
+            self._last_good, self._last_error = self._clock(), None
+        return due
 
     def _job_ended(self, _event: JobEvent) -> None:
         """A wake that arrived as the last pass was ending runs now that it has ended."""

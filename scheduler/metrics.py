@@ -27,6 +27,12 @@ class SchedulerMetrics:
             ["definition", "reason"],
             registry=registry,
         )
+        self.schedule_errors = Counter(
+            "gnomon_schedule_errors",
+            "Scheduled fires that failed (a stored definition that no longer loads, a clash).",
+            ["definition"],
+            registry=registry,
+        )
         self.attempt_duration = Histogram(
             "gnomon_attempt_duration_seconds",
             "Container run time of finished attempts.",

@@ -57,6 +57,7 @@ class Definition(BaseModel):
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
     updated_by = CharField(null=True, max_length=255)
+    schedule_error = TextField(null=True)  # why its last scheduled fire failed, until one works
 
 
 class DefinitionVersion(BaseModel):
@@ -113,6 +114,7 @@ class Task(BaseModel):
     exit_code = IntegerField(null=True)
     reason = TextField(null=True)
     container_id = CharField(null=True, max_length=128)
+    instance = CharField(null=True, max_length=64)  # the instance that started (or adopted) it
 
     class Meta:
         indexes = (
@@ -176,6 +178,15 @@ class Setting(BaseModel):
     value = TextField()
 
 
+class Instance(BaseModel):
+    """A running Gnomon instance's lease: it owns the attempts it started while it renews it."""
+
+    name = CharField(primary_key=True, max_length=64)
+    holder = CharField(max_length=255)  # host and process id of the process holding the name
+    started_at = UTCDateTimeField()
+    heartbeat_at = UTCDateTimeField()
+
+
 class SchemaVersion(BaseModel):
     """The migrations applied to this database."""
 
@@ -193,5 +204,6 @@ MODELS: tuple[type[BaseModel], ...] = (
     TaskReport,
     AuditEvent,
     Setting,
+    Instance,
     SchemaVersion,
 )

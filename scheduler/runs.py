@@ -26,6 +26,7 @@ from scheduler.states import (
     WAITING_TASK,
     RunStatus,
     TaskStatus,
+    sources_of,
 )
 from scheduler.transitions import (
     AttemptState,
@@ -181,7 +182,13 @@ def promote_queued(name: str, now: datetime) -> Changes:
         run = base.where(Run.status == RunStatus.QUEUED).order_by(Run.started_at, Run.id).first()
         if run is None:
             return Changes()
-        Run.update(status=RunStatus.RUNNING.value, started_at=now).where(Run.id == run.id).execute()
+        promoted = (
+            Run.update(status=RunStatus.RUNNING.value, started_at=now)
+            .where((Run.id == run.id) & (Run.status == RunStatus.QUEUED))
+            .execute()
+        )
+        if promoted != 1:
+            return Changes()
         run.status, run.started_at = RunStatus.RUNNING.value, now
         return Changes(started=[run.id]).merge(_advance_locked(run, now))
 
@@ -254,6 +261,12 @@ def _after_run_ended(run: Run, now: datetime) -> None:
         ).execute()
 
 
+def set_schedule_error(name: str, error: str | None) -> None:
+    """Store (or clear, with None) why definition `name`'s last scheduled fire failed."""
+    with write_transaction():
+        Definition.update(schedule_error=error).where(Definition.name == name).execute()
+
+
 def continuous_buffer(definition: ProcessDefinition) -> int | None:
     """The buffer of a continuous schedule, or None for any other schedule."""
     schedule = definition.schedule
@@ -268,10 +281,14 @@ def run_definition(run: Run) -> ProcessDefinition:
 # ------------------------------------------------------------- attempts' lives
 
 
-def claim_for_start(now: datetime, capacity: int) -> tuple[list[Task], int]:
-    """Move up to `capacity` waiting attempts to `starting`; mark the rest `pending`.
+def claim_for_start(
+    now: datetime, capacity: int, instance: str | None = None
+) -> tuple[list[Task], int]:
+    """Move up to `capacity` waiting attempts to `starting` for `instance`; mark the rest
+    `pending`.
 
-    Returns the claimed attempts and how many are left waiting for capacity.
+    Returns only the attempts this call moved (another instance may claim some of the
+    same rows at the same moment: each is claimed by one) and how many are left waiting.
     """
     with write_transaction():
         ready = list(
@@ -282,38 +299,48 @@ def claim_for_start(now: datetime, capacity: int) -> tuple[list[Task], int]:
             )
             .order_by(Task.created_at, Task.id)
         )
-        claimed = ready[: max(capacity, 0)]
-        _set_status([t.id for t in claimed], TaskStatus.STARTING, WAITING_TASK)
-        over = [t.id for t in ready[len(claimed) :] if t.status != TaskStatus.PENDING]
-        _set_status(over, TaskStatus.PENDING, WAITING_TASK)
-        return claimed, len(ready) - len(claimed)
+        claimed: list[Task] = []
+        for task in ready:
+            if len(claimed) >= capacity:
+                break
+            if move(task.id, TaskStatus.STARTING, instance=instance):
+                claimed.append(task)
+        left = [t for t in ready if t not in claimed]
+        for task in left:
+            if task.status != TaskStatus.PENDING:
+                move(task.id, TaskStatus.PENDING)
+        return claimed, len(left)
 
 
-def _set_status(ids: Sequence[str], status: TaskStatus, sources: Sequence[TaskStatus]) -> int:
-    """Conditionally move attempts `ids` from one of `sources` to `status`."""
-    if not ids:
-        return 0
-    return (
-        Task.update(status=status.value)
-        .where(Task.id.in_(list(ids)) & Task.status.in_(list(sources)))
+def move(task_id: str, target: TaskStatus, **values: object) -> bool:
+    """Move one attempt to `target` if `TASK_TRANSITIONS` allows it from its current status,
+    writing `values` with it; True only if this call changed the row."""
+    changed = (
+        Task.update(status=target.value, **values)
+        .where((Task.id == task_id) & Task.status.in_(sources_of(target)))
         .execute()
     )
+    return changed == 1
 
 
-def mark_waiting(task_id: str) -> None:
+def mark_waiting(task_id: str) -> bool:
     """The engine could not start the attempt: it waits as `pending`."""
     with write_transaction():
-        _set_status([task_id], TaskStatus.PENDING, (TaskStatus.STARTING,))
+        return move(task_id, TaskStatus.PENDING, instance=None)
 
 
 def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
-    """The attempt's container runs; True if this changed anything."""
+    """The attempt's container runs; True if this changed anything.
+
+    A running attempt adopted after a restart is reported started again: only its
+    container id is refreshed then.
+    """
     with write_transaction():
+        if move(task_id, TaskStatus.RUNNING, started_at=started_at, container_id=container_id):
+            return True
         return bool(
-            Task.update(
-                status=TaskStatus.RUNNING.value, started_at=started_at, container_id=container_id
-            )
-            .where((Task.id == task_id) & Task.status.in_((*LIVE_TASK, TaskStatus.PENDING)))
+            Task.update(container_id=container_id)
+            .where((Task.id == task_id) & (Task.status == TaskStatus.RUNNING))
             .execute()
         )
 
@@ -321,21 +348,24 @@ def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
 def finish_attempt(outcome: Outcome, now: datetime) -> Changes:
     """Record how an attempt ended and move its run on, in one transaction."""
     with write_transaction():
-        task = Task.get_or_none(Task.id == outcome.task_id)
+        task = lock_task(outcome.task_id)
         if task is None or task.status in FINAL_TASK:
-            return Changes()
+            return Changes()  # already stored: a repeated report changes nothing
         if _never_started(task, outcome):
-            _set_status([task.id], TaskStatus.PENDING, (TaskStatus.STARTING,))
+            move(task.id, TaskStatus.PENDING, instance=None)
             return Changes()
         run = Run.get(Run.id == task.run_id)
         status, reason = decide_attempt(outcome, _report_of(task.id), _explicit(run, task))
-        Task.update(
-            status=status.value,
+        stored = move(
+            task.id,
+            status,
             ended_at=outcome.ended_at,
             started_at=task.started_at or outcome.started_at,
             exit_code=outcome.exit_code,
             reason=reason,
-        ).where((Task.id == task.id) & ~Task.status.in_(FINAL_TASK)).execute()
+        )
+        if not stored:
+            return Changes()
         task.status, task.ended_at, task.reason = status.value, outcome.ended_at, reason
         task.exit_code, task.started_at = outcome.exit_code, task.started_at or outcome.started_at
         changes = Changes(finished_attempts=[task])
@@ -381,9 +411,9 @@ def _kill_locked(run: Run, now: datetime) -> Changes:
         Run.id == run.id
     ).execute()
     run.kill_requested_at, run.status = now, RunStatus.RUNNING.value
-    Task.update(status=TaskStatus.FAILED.value, ended_at=now, reason=KILLED_REASON).where(
-        (Task.run == run.id) & Task.status.in_(WAITING_TASK)
-    ).execute()
+    waiting = Task.select(Task.id).where((Task.run == run.id) & Task.status.in_(WAITING_TASK))
+    for task in list(waiting):
+        move(task.id, TaskStatus.FAILED, ended_at=now, reason=KILLED_REASON)
     live = Task.select(Task.id).where((Task.run == run.id) & Task.status.in_(LIVE_TASK))
     return Changes(kill=[t.id for t in live]).merge(_advance_locked(run, now))
 
@@ -400,13 +430,19 @@ def retry_run(run_id: str, actor: str, now: datetime) -> Changes:
             raise NotFound("process", run_id)
         if run.status != RunStatus.FAILED:
             raise Conflict(f"only a failed process can be retried; {run_id} is {run.status}")
-        Run.update(
-            status=RunStatus.RUNNING.value,
-            ended_at=None,
-            reason=None,
-            kill_requested_at=None,
-            trigger=trigger,
-        ).where((Run.id == run.id) & (Run.status == RunStatus.FAILED)).execute()
+        reopened = (
+            Run.update(
+                status=RunStatus.RUNNING.value,
+                ended_at=None,
+                reason=None,
+                kill_requested_at=None,
+                trigger=trigger,
+            )
+            .where((Run.id == run.id) & (Run.status == RunStatus.FAILED))
+            .execute()
+        )
+        if reopened != 1:
+            raise Conflict(f"process {run_id} was retried at the same moment")
         for task_name, attempt in _failed_latest(run.id):
             _insert_attempt(run, NewAttempt(task_name, attempt + 1), now)
         run.status, run.kill_requested_at, run.trigger = RunStatus.RUNNING.value, None, trigger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from peewee import PeeweeException
 from prometheus_client import CollectorRegistry
@@ -53,10 +53,14 @@ class Scheduler:
         metrics = SchedulerMetrics(registry) if registry is not None else None
         self.engine = Engine(executor, settings, clock, metrics)
         self.loop = Loop(self.engine.tick, clock, settings.tick_seconds)
+        # a pass runs at least every tick; several missed in a row mean the loop is stuck
+        self._stale_after = timedelta(seconds=max(30.0, 3 * settings.tick_seconds))
         self.running = False
 
     def start(self) -> None:
-        """Recover in-flight attempts from the database and the engine, then start the loop."""
+        """Take this instance's lease, recover its in-flight attempts from the database and
+        the engine, then start the loop; InstanceNameTaken if a live instance has its name."""
+        self.engine.register(self.clock())
         self.engine.wake = self.loop.wake
         self.executor.open(self.engine)
         self.executor.recover(self.engine.in_flight())
@@ -171,4 +175,7 @@ class Scheduler:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         executor = self.executor.health()
         checks["executor"] = "ok" if executor.ok else f"unavailable: {executor.detail}"
+        if self.running:
+            problem = self.loop.problem(self.clock(), self._stale_after)
+            checks["scheduler"] = "ok" if problem is None else f"unavailable: {problem}"
         return Health(ok=all(v == "ok" for v in checks.values()), checks=checks)

@@ -37,8 +37,10 @@ WAITING_TASK = (TaskStatus.SUBMITTED, TaskStatus.RUNNABLE, TaskStatus.PENDING)
 LIVE_TASK = (TaskStatus.STARTING, TaskStatus.RUNNING)
 FINAL_TASK = (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
 
+# Every status write to an attempt goes through `scheduler.runs.move`, which allows only
+# these transitions: the table is the rule, not a description of it.
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.SUBMITTED: frozenset({TaskStatus.RUNNABLE, TaskStatus.STARTING, TaskStatus.FAILED}),
+    TaskStatus.SUBMITTED: frozenset({TaskStatus.PENDING, TaskStatus.STARTING, TaskStatus.FAILED}),
     TaskStatus.RUNNABLE: frozenset({TaskStatus.PENDING, TaskStatus.STARTING, TaskStatus.FAILED}),
     TaskStatus.PENDING: frozenset({TaskStatus.STARTING, TaskStatus.FAILED}),
     TaskStatus.STARTING: frozenset(

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-from peewee import Model, ModelSelect, SqliteDatabase
+from peewee import InterfaceError, Model, ModelSelect, OperationalError, SqliteDatabase
 
-from scheduler.models import Definition, Task, db
+from scheduler.models import Definition, Instance, Task, db
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # SQLite has one writer at a time. Writers of this process queue on this lock
 # instead of meeting in SQLite's busy handler, whose back-off sleeps (up to
@@ -47,9 +55,44 @@ def lock_task(task_id: str) -> Task | None:
     return _held(Task.select().where(Task.id == task_id))
 
 
+def lock_instance(name: str) -> Instance | None:
+    """Read an instance's lease row, holding its lock until the transaction ends."""
+    return _held(Instance.select().where(Instance.name == name))
+
+
 def _held(query: ModelSelect) -> Model | None:
     """The one row of `query`, locked until the transaction ends (SQLite's IMMEDIATE
     transaction already holds the whole database)."""
     if not isinstance(db.obj, SqliteDatabase):
         query = query.for_update()
     return query.get_or_none()
+
+
+@contextmanager
+def recovering_connection() -> Iterator[None]:
+    """One background unit of work: if the database connection broke during it, this
+    thread's connection is closed, so that its next unit connects afresh."""
+    try:
+        yield
+    except (OperationalError, InterfaceError):
+        drop_connection()
+        raise
+
+
+def recovers_connection(function: Callable[P, R]) -> Callable[P, R]:
+    """`function` as one background unit of work (see `recovering_connection`)."""
+
+    @functools.wraps(function)
+    def unit(*args: P.args, **kwargs: P.kwargs) -> R:
+        with recovering_connection():
+            return function(*args, **kwargs)
+
+    return unit
+
+
+def drop_connection() -> None:
+    """Close this thread's connection, broken or not; the next query opens a new one."""
+    try:
+        db.obj.close()
+    except (OperationalError, InterfaceError) as exc:  # closing a dead connection may fail
+        log.debug("closing a broken database connection: %s", exc)
