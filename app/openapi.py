@@ -14,6 +14,7 @@ from app.schemas import (
     UUID_PATTERN,
     ErrorSchema,
     LogEntrySchema,
+    LogPageSchema,
     MetadataEntrySchema,
     ProcessFilterSchema,
     ProcessSchema,
@@ -189,12 +190,7 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "responses": responses(ok(ref("Task")), e400=BAD_INPUT, e404="unknown id"),
             },
         },
-        **callback(
-            max_entries,
-            "log_entries",
-            "LogEntry",
-            "Append log entries (ids already stored are ignored)",
-        ),
+        **log_entries(max_entries),
         **callback(
             max_entries,
             "metadata",
@@ -244,6 +240,27 @@ def callback(max_entries: int, suffix: str, item: str, summary: str) -> dict[str
             },
         }
     }
+
+
+def log_entries(max_entries: int) -> dict[str, Any]:
+    """The log entries' path: read them page by page, or append some."""
+    path = "/api/tasks/{task_id}/log_entries"
+    operations = callback(
+        max_entries,
+        "log_entries",
+        "LogEntry",
+        "Append log entries (ids already stored are ignored)",
+    )
+    operations[path]["get"] = {
+        "summary": "A page of the attempt's log entries, oldest first, after entry `after`",
+        "parameters": [{"in": "query", "schema": LogPageSchema}],
+        "responses": responses(
+            ok({"type": "array", "items": ref("LogEntry")}),
+            e400=BAD_INPUT,
+            e404="unknown task, or `after` names no entry of it",
+        ),
+    }
+    return operations
 
 
 def report(outcome: str) -> dict[str, Any]:

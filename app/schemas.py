@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
 import definitions.fields
 from definitions.schemas import ProcessDefinitionSchema
+from scheduler.queries import LOG_PAGE_MAX
 from scheduler.views import NewLogEntry, NewMetadataEntry
 
 PROCESS_STATUSES = ("running", "succeeded", "failed")
@@ -134,7 +135,14 @@ class TaskSchema(Schema):
     start_time = UTCDateTime(required=True)
     end_time = UTCDateTime(attribute="ended_at", allow_none=True)
     previous_attempt_count = fields.Integer(required=True)
-    log_entries = fields.List(fields.Nested(LogEntrySchema), required=True)
+    log_entries = fields.List(fields.Nested(LogEntrySchema), required=True, metadata={
+        "description": "the newest log entries (at most 100 and 64 KiB of messages); "
+        "read all of them with GET /api/tasks/{task_id}/log_entries",
+    })  # fmt: skip
+    log_entry_count = fields.Integer(required=True, metadata={
+        "description": "how many log entries the attempt has in all; more than "
+        "`log_entries` holds when only the newest are shown",
+    })  # fmt: skip
     metadata_entries = fields.List(fields.Nested(MetadataEntrySchema), required=True)
     # Sundial's ECS bookkeeping: containers here need none, so it is always empty
     execution_state = fields.List(fields.Nested(MetadataEntrySchema), dump_default=list)
@@ -180,6 +188,10 @@ class DefinitionStateSchema(Schema):
     updated_by = fields.String(
         dump_only=True, allow_none=True, metadata={"description": "who made the last change"}
     )
+    schedule_error = fields.String(dump_only=True, allow_none=True, metadata={
+        "description": "why the schedule's last fire failed (it is retried every minute and "
+        "after any change); null while it works",
+    })  # fmt: skip
 
 
 class RegisteredDefinitionSchema(ProcessDefinitionSchema, DefinitionStateSchema):
@@ -218,6 +230,20 @@ class TaskFilterSchema(Schema):
     end_time = UTCDateTime(metadata={"description": "attempts started at or before this time"})
     limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
         "description": "most attempts to return; default: the MAX_RECORDS_DEFAULT setting (100)",
+    })  # fmt: skip
+
+
+class LogPageSchema(Schema):
+    """Query parameters of GET /api/tasks/{task_id}/log_entries."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    after = fields.UUID(metadata={
+        "description": "the log_entry_id of the last entry already read; absent: from the start",
+    })  # fmt: skip
+    limit = QueryInteger(validate=validate.Range(min=1, max=LOG_PAGE_MAX), metadata={
+        "description": f"most entries to return (default and maximum {LOG_PAGE_MAX})",
     })  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
 from app.schemas import (
     LogEntrySchema,
+    LogPageSchema,
     MetadataEntrySchema,
     TaskFilterSchema,
     TaskSchema,
@@ -24,6 +25,7 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/tasks")
 FILTER = TaskFilterSchema()
 TASK = dumper(TaskSchema())
 LOG_ENTRIES = LogEntrySchema(many=True)
+LOG_PAGE = LogPageSchema()
 METADATA_ENTRIES = MetadataEntrySchema(many=True)
 
 
@@ -48,6 +50,16 @@ def list_tasks() -> Response:
 def get_task(task_id: str) -> Response:
     """One attempt with its log and metadata entries; 404 if unknown."""
     return jsonify(TASK(queries.get_task(uuid_param("task_id", task_id))))
+
+
+@bp.get("/<task_id>/log_entries")
+def log_entries(task_id: str) -> Response:
+    """A page of the attempt's log entries in order, after entry `after`; 404 if unknown."""
+    task_id = uuid_param("task_id", task_id)
+    args = load_query(LOG_PAGE, request.args)
+    after = str(args["after"]) if "after" in args else None
+    page = queries.log_entries_page(task_id, after, args.get("limit", queries.LOG_PAGE_MAX))
+    return jsonify(LOG_ENTRIES.dump(page))
 
 
 @bp.post("/<task_id>/log_entries")

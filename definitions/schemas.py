@@ -73,7 +73,9 @@ def _choice(enum: type, default: str) -> fields.Field:
 
 
 # Read-only fields the API adds to a registered definition (its scheduling state).
-SERVER_FIELDS = frozenset({"version", "next_fire_at", "created_at", "updated_at", "updated_by"})
+SERVER_FIELDS = frozenset(
+    {"version", "next_fire_at", "created_at", "updated_at", "updated_by", "schedule_error"}
+)
 
 
 class WireSchema(Schema):

@@ -73,6 +73,7 @@ def _update(
         row.next_fire_at = first_fire(definition, now)
         audit(actor, "pause" if paused else "resume", row.name, None, now)
     row.body, row.paused, row.updated_at, row.updated_by = body, paused, now, actor
+    row.schedule_error = None  # a changed definition gets a fresh chance to fire
     row.save()
 
 

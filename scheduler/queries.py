@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from peewee import ModelSelect
+from peewee import ModelSelect, Tuple, Window, fn
 
 from definitions import definition_from_json
 from scheduler.errors import NotFound
@@ -34,8 +34,15 @@ def definition_view(row: Definition) -> DefinitionView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         updated_by=row.updated_by,
+        schedule_error=row.schedule_error,
     )
 
+
+# What a task's view embeds of its log: the newest entries, at most this many and this
+# many characters of messages; the rest is read page by page (`log_entries`).
+EMBEDDED_LOG_ENTRIES = 100
+EMBEDDED_LOG_CHARS = 64 * 1024
+LOG_PAGE_MAX = 1000
 
 # What a run's view shows: not its copy of the definition, which can be large.
 RUN_VIEW_FIELDS = (
@@ -161,21 +168,21 @@ def _run_view(run: Run, tasks: Iterable[TaskView]) -> RunView:
 
 
 def _task_views(tasks: Sequence[tuple]) -> list[TaskView]:
-    """Views of attempts, given as rows of TASK_VIEW_FIELDS, with their entries."""
+    """Views of attempts, given as rows of TASK_VIEW_FIELDS, with their entries (the log's
+    newest only: see EMBEDDED_LOG_ENTRIES)."""
     ids = [t[0] for t in tasks]
     logs: dict[str, list[LogEntryView]] = defaultdict(list)
+    counts: dict[str, int] = {}
     metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
     if ids:
-        # tuples, not models: history pages carry thousands of entries
-        for task_id, *entry in (
-            LogEntry.select(
-                LogEntry.task, LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message
-            )
-            .where(LogEntry.task.in_(ids))
-            .order_by(LogEntry.when, LogEntry.seq)
-            .tuples()
-        ):
+        for task_id, *entry in _newest_log_entries(ids):
             logs[task_id].append(LogEntryView(*entry))
+        counts = dict(
+            LogEntry.select(LogEntry.task, fn.COUNT(LogEntry.id))
+            .where(LogEntry.task.in_(ids))
+            .group_by(LogEntry.task)
+            .tuples()
+        )
         for task_id, *entry in (
             MetadataEntry.select(
                 MetadataEntry.task,
@@ -190,6 +197,64 @@ def _task_views(tasks: Sequence[tuple]) -> list[TaskView]:
         ):
             metadata[task_id].append(MetadataEntryView(*entry))
     return [
-        TaskView(*t, log_entries=tuple(logs[t[0]]), metadata_entries=tuple(metadata[t[0]]))
+        TaskView(
+            *t,
+            log_entries=tuple(logs[t[0]]),
+            metadata_entries=tuple(metadata[t[0]]),
+            log_entry_count=counts.get(t[0], 0),
+        )
         for t in tasks
     ]
+
+
+def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
+    """(task, id, when, source, message) of each attempt's newest log entries, oldest first:
+    at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt."""
+    newest_first = Window(
+        partition_by=[LogEntry.task],
+        order_by=[LogEntry.when.desc(), LogEntry.seq.desc(), LogEntry.id.desc()],
+    )
+    ranked = (
+        LogEntry.select(
+            LogEntry.task,
+            LogEntry.id,
+            LogEntry.when,
+            LogEntry.source,
+            LogEntry.seq,
+            fn.ROW_NUMBER().over(window=newest_first).alias("rank"),
+            fn.SUM(fn.LENGTH(LogEntry.message)).over(window=newest_first).alias("chars"),
+        )
+        .where(LogEntry.task.in_(list(ids)))
+        .window(newest_first)
+    ).alias("ranked")
+    chosen = (
+        LogEntry.select(ranked.c.id)
+        .from_(ranked)
+        .where((ranked.c.rank <= EMBEDDED_LOG_ENTRIES) & (ranked.c.chars <= EMBEDDED_LOG_CHARS))
+    )
+    return list(
+        LogEntry.select(
+            LogEntry.task, LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message
+        )
+        .where(LogEntry.id.in_(chosen))
+        .order_by(LogEntry.task, LogEntry.when, LogEntry.seq, LogEntry.id)
+        .tuples()
+    )
+
+
+def log_entries_page(task_id: str, after: str | None, limit: int) -> list[LogEntryView]:
+    """Attempt `task_id`'s log entries in order, the `limit` first after entry `after`
+    (from the start when None); NotFound for an unknown attempt or entry."""
+    if not Task.select().where(Task.id == task_id).exists():
+        raise NotFound("task", task_id)
+    query = LogEntry.select(LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message).where(
+        LogEntry.task == task_id
+    )
+    if after is not None:
+        mark = LogEntry.get_or_none((LogEntry.id == after) & (LogEntry.task == task_id))
+        if mark is None:
+            raise NotFound("log_entry", after)
+        position = Tuple(LogEntry.when, LogEntry.seq, LogEntry.id)
+        query = query.where(position > Tuple(mark.when, mark.seq, mark.id))
+    query = query.order_by(LogEntry.when, LogEntry.seq, LogEntry.id).limit(limit)
+    return [LogEntryView(*row) for row in query.tuples()]

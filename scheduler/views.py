@@ -19,6 +19,7 @@ class DefinitionView:
     created_at: datetime
     updated_at: datetime
     updated_by: str | None
+    schedule_error: str | None = None  # why its last scheduled fire failed, if it did
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class TaskView:
     ended_at: datetime | None
     exit_code: int | None
     reason: str | None
-    log_entries: tuple[LogEntryView, ...] = ()
+    log_entries: tuple[LogEntryView, ...] = ()  # the newest only, when there are many
     metadata_entries: tuple[MetadataEntryView, ...] = ()
+    log_entry_count: int = 0  # how many log entries the attempt has in all
 
     @property
     def start_time(self) -> datetime:

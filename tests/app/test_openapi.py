@@ -33,6 +33,7 @@ CONTRACT = {
     ("post", "/api/processes/{process_id}/kill"),
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{task_id}"),
+    ("get", "/api/tasks/{task_id}/log_entries"),
     ("post", "/api/tasks/{task_id}/log_entries"),
     ("post", "/api/tasks/{task_id}/metadata"),
     ("post", "/api/tasks/{task_id}/succeed"),
