@@ -306,18 +306,24 @@ def claim_for_start(
             if move(task.id, TaskStatus.STARTING, instance=instance):
                 claimed.append(task)
         left = [t for t in ready if t not in claimed]
-        for task in left:
-            if task.status != TaskStatus.PENDING:
-                move(task.id, TaskStatus.PENDING)
+        for task in left:  # not one another instance has just claimed: waiting ones only
+            move(task.id, TaskStatus.PENDING, only_from=(TaskStatus.SUBMITTED, TaskStatus.RUNNABLE))
         return claimed, len(left)
 
 
-def move(task_id: str, target: TaskStatus, **values: object) -> bool:
-    """Move one attempt to `target` if `TASK_TRANSITIONS` allows it from its current status,
-    writing `values` with it; True only if this call changed the row."""
+def move(
+    task_id: str,
+    target: TaskStatus,
+    only_from: Sequence[TaskStatus] | None = None,
+    **values: object,
+) -> bool:
+    """Move one attempt to `target` if `TASK_TRANSITIONS` allows it from its current status
+    (and that status is one of `only_from`, if given), writing `values` with it; True only
+    if this call changed the row."""
+    sources = [s for s in sources_of(target) if only_from is None or s in only_from]
     changed = (
         Task.update(status=target.value, **values)
-        .where((Task.id == task_id) & Task.status.in_(sources_of(target)))
+        .where((Task.id == task_id) & Task.status.in_(sources))
         .execute()
     )
     return changed == 1
@@ -326,7 +332,7 @@ def move(task_id: str, target: TaskStatus, **values: object) -> bool:
 def mark_waiting(task_id: str) -> bool:
     """The engine could not start the attempt: it waits as `pending`."""
     with write_transaction():
-        return move(task_id, TaskStatus.PENDING, instance=None)
+        return move(task_id, TaskStatus.PENDING, (TaskStatus.STARTING,), instance=None)
 
 
 def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
@@ -352,7 +358,7 @@ def finish_attempt(outcome: Outcome, now: datetime) -> Changes:
         if task is None or task.status in FINAL_TASK:
             return Changes()  # already stored: a repeated report changes nothing
         if _never_started(task, outcome):
-            move(task.id, TaskStatus.PENDING, instance=None)
+            move(task.id, TaskStatus.PENDING, (TaskStatus.STARTING,), instance=None)
             return Changes()
         run = Run.get(Run.id == task.run_id)
         status, reason = decide_attempt(outcome, _report_of(task.id), _explicit(run, task))

@@ -2,76 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.scheduler.test_e2e import definition, statuses, task, tasks_of
 from tests.support.leaks import session_instance
-from tests.support.live import free_port, wait_for
+from tests.support.live import wait_for
+from tests.support.service import Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-class Service:
-    """`gnomon serve` as a child process, on a fixed port and database."""
-
-    def __init__(self, database_url: str, port: int, instance: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "GNOMON_DATABASE_URL": database_url,
-            "GNOMON_PORT": str(port),
-            "GNOMON_DOCKER_NETWORK_MODE": "host",
-            "GNOMON_INSTANCE": instance,
-            "GNOMON_TICK_SECONDS": "1",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the service and wait until it answers."""
-        command = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
-        self.process = subprocess.Popen(command, env=self.env)
-        wait_for(self._answers, 30, "the service to answer")
-
-    def _answers(self) -> bool:
-        try:
-            return requests.get(self.url + "/_internal_/healthcheck", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    def crash(self) -> None:
-        """kill -9."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """SIGTERM and wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """A request to the service."""
-        return requests.request(method, self.url + path, timeout=10, **kwargs)
 
 
 @pytest.fixture
 def service(busybox_image: str, tmp_path: Path, docker_client: Any) -> Iterator[Service]:
     """A service child process with its own instance label."""
-    svc = Service(f"sqlite:///{tmp_path / 'gnomon.db'}", free_port(), session_instance())
+    svc = Service(f"sqlite:///{tmp_path / 'gnomon.db'}", session_instance())
     try:
         yield svc
     finally:
