@@ -103,6 +103,11 @@ class PostgresServer:
             "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust",
             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
         )  # fmt: skip
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the (initialised) server, on the same port."""
         options = {
             **FAST_SETTINGS,
             "port": str(self.port),
@@ -112,7 +117,10 @@ class PostgresServer:
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
             "-l", str(self.log_file), "-o", " ".join(f"-c {k}={v}" for k, v in options.items()),
         )  # fmt: skip
-        return self
+
+    def pause(self) -> None:
+        """Stop the server (cutting off every connection), keeping its data for `resume`."""
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
 
     def stop(self) -> None:
         """Stop the server at once and delete its directory."""
