@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from peewee import ModelSelect, Tuple, Window, fn
+from peewee import Function, ModelSelect, Tuple, fn
 
 from definitions import definition_from_json
 from scheduler.errors import NotFound
@@ -209,29 +209,24 @@ def _task_views(tasks: Sequence[tuple]) -> list[TaskView]:
 
 def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
     """(task, id, when, source, message) of each attempt's newest log entries, oldest first:
-    at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt."""
-    newest_first = Window(
-        partition_by=[LogEntry.task],
-        order_by=[LogEntry.when.desc(), LogEntry.seq.desc(), LogEntry.id.desc()],
-    )
+    at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt.
+
+    Entries are ranked without reading their messages; only the newest few are measured.
+    """
     ranked = (
-        LogEntry.select(
-            LogEntry.task,
-            LogEntry.id,
-            LogEntry.when,
-            LogEntry.source,
-            LogEntry.seq,
-            fn.ROW_NUMBER().over(window=newest_first).alias("rank"),
-            fn.SUM(fn.LENGTH(LogEntry.message)).over(window=newest_first).alias("chars"),
-        )
+        LogEntry.select(LogEntry.id, _newest_first(fn.ROW_NUMBER()).alias("rank"))
         .where(LogEntry.task.in_(list(ids)))
-        .window(newest_first)
-    ).alias("ranked")
-    chosen = (
-        LogEntry.select(ranked.c.id)
-        .from_(ranked)
-        .where((ranked.c.rank <= EMBEDDED_LOG_ENTRIES) & (ranked.c.chars <= EMBEDDED_LOG_CHARS))
+        .alias("ranked")
     )
+    newest = LogEntry.select(ranked.c.id).from_(ranked).where(ranked.c.rank <= EMBEDDED_LOG_ENTRIES)
+    sized = (
+        LogEntry.select(
+            LogEntry.id, _newest_first(fn.SUM(fn.LENGTH(LogEntry.message))).alias("chars")
+        )
+        .where(LogEntry.id.in_(newest))
+        .alias("sized")
+    )
+    chosen = LogEntry.select(sized.c.id).from_(sized).where(sized.c.chars <= EMBEDDED_LOG_CHARS)
     return list(
         LogEntry.select(
             LogEntry.task, LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message
@@ -239,6 +234,14 @@ def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
         .where(LogEntry.id.in_(chosen))
         .order_by(LogEntry.task, LogEntry.when, LogEntry.seq, LogEntry.id)
         .tuples()
+    )
+
+
+def _newest_first(function: Function) -> Function:
+    """`function` as a window function over each attempt's log entries, newest first."""
+    return function.over(
+        partition_by=[LogEntry.task],
+        order_by=[LogEntry.when.desc(), LogEntry.seq.desc(), LogEntry.id.desc()],
     )
 
 
