@@ -114,8 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "INSTANCE", "default", str,
-        "Name of this Gnomon instance; labels its containers so that two instances "
-        "sharing a Docker Engine leave each other's containers alone.",
+        "Name of this Gnomon instance, unique among the live instances sharing a database "
+        "(a second start under a live name is refused); it owns the attempts it starts and "
+        "labels their containers.",
         lambda value: None if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value) else (
             "must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
         ),
