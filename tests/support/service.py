@@ -55,7 +55,7 @@ class Service:
         """Whether it answers its healthcheck with 200."""
         try:
             return requests.get(self.url + "/_internal_/healthcheck", timeout=2).ok
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return False
 
     def crash(self) -> None:
