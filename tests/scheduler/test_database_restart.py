@@ -48,6 +48,13 @@ def health(service: Service) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+def register_and_trigger(service: Service, body: dict[str, Any]) -> str:
+    """Register a definition and start a run of it; the run's id."""
+    name = body["process_definition_name"]
+    assert service.api("PUT", f"/api/process_definitions/{name}", json=body).status_code == 201
+    return trigger(service, name)
+
+
 def trigger(service: Service, name: str) -> str:
     """Start a run; its id."""
     response = service.api("POST", f"/api/process_definitions/{name}/trigger")
@@ -64,9 +71,9 @@ def ended(service: Service, run_id: str) -> dict[str, Any] | None:
 def test_scheduling_resumes_after_a_database_restart(
     server: PostgresServer, service: Service
 ) -> None:
-    body = definition("chain", task("a", "echo a"), task("b", "echo b", "a"))
-    assert service.api("PUT", "/api/process_definitions/chain", json=body).status_code == 201
-    first = trigger(service, "chain")
+    first = register_and_trigger(
+        service, definition("chain", task("a", "echo a"), task("b", "echo b", "a"))
+    )
     assert wait_for(lambda: ended(service, first), 30, "a first run")["status"] == "succeeded"
 
     server.pause()
@@ -89,9 +96,9 @@ def test_scheduling_resumes_after_a_database_restart(
 def test_a_run_cut_by_a_database_restart_continues(
     server: PostgresServer, service: Service
 ) -> None:
-    body = definition("cut", task("a", "sleep 6; echo a"), task("b", "echo b", "a"))
-    assert service.api("PUT", "/api/process_definitions/cut", json=body).status_code == 201
-    run_id = trigger(service, "cut")
+    run_id = register_and_trigger(
+        service, definition("cut", task("a", "sleep 6; echo a"), task("b", "echo b", "a"))
+    )
     wait_for(lambda: statuses(service.run(run_id)).get("a") == "running", 30, "a to run")
 
     server.pause()

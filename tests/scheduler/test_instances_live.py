@@ -61,13 +61,19 @@ def wait_idle(service: Service, name: str) -> None:
     wait_for(idle, 60, f"the runs of {name} to end")
 
 
+def start_both(pair: tuple[Service, Service], docker_client: Any) -> Creations:
+    """Start both instances, counting the containers they create from now on."""
+    creations = Creations(docker_client, [service.instance for service in pair])
+    for service in pair:
+        service.start()
+    return creations
+
+
 def test_two_instances_never_start_one_attempt_twice(
     pair: tuple[Service, Service], docker_client: Any
 ) -> None:
-    a, b = pair
-    creations = Creations(docker_client, [a.instance, b.instance])
-    a.start()
-    b.start()
+    a, _ = pair
+    creations = start_both(pair, docker_client)
     body = definition(
         "busy",
         task("one", "echo one"),
@@ -131,9 +137,7 @@ def test_a_dead_instances_attempts_are_adopted_once_its_lease_expires(
     pair: tuple[Service, Service], docker_client: Any
 ) -> None:
     a, b = pair
-    creations = Creations(docker_client, [a.instance, b.instance])
-    a.start()
-    b.start()
+    creations = start_both(pair, docker_client)
     body = definition("orphan", task("main", "sleep 8; echo done"))
     assert b.api("PUT", "/api/process_definitions/orphan", json=body).status_code == 201
     a.crash()  # only b is left to start it, and then b dies too
