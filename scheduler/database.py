@@ -41,7 +41,8 @@ def _instance_leases(database: Database) -> None:
         class Meta:
             table_name = "instance"
 
-    database.bind([Instance]).create_tables([Instance])
+    database.bind([Instance])
+    database.create_tables([Instance])
     migrator = SchemaMigrator.from_database(database)
     run_operations(
         migrator.add_column("task", "instance", CharField(null=True, max_length=64)),

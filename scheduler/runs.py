@@ -307,7 +307,8 @@ def claim_for_start(
                 claimed.append(task)
         left = [t for t in ready if t not in claimed]
         for task in left:  # not one another instance has just claimed: waiting ones only
-            move(task.id, TaskStatus.PENDING, only_from=(TaskStatus.SUBMITTED, TaskStatus.RUNNABLE))
+            if task.status != TaskStatus.PENDING:
+                move(task.id, TaskStatus.PENDING, (TaskStatus.SUBMITTED, TaskStatus.RUNNABLE))
         return claimed, len(left)
 
 

@@ -132,3 +132,20 @@ def test_runs_without_a_fire_time_do_not_collide(database: Database) -> None:
         make_run(scheduled_for=None, trigger=trigger)
 
     assert Run.select().where(Run.scheduled_for.is_null()).count() == 3
+
+
+def test_a_version_1_database_gets_instance_leases(database: Database) -> None:
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(
+        migrator.drop_column("task", "instance"),
+        migrator.drop_column("definition", "schedule_error"),
+    )
+    database.execute_sql('DROP TABLE "instance"')
+    SchemaVersion.delete().execute()
+    SchemaVersion.create(version=1, applied_at=NOW)
+
+    assert migrate(database) == 2
+
+    assert "instance" in database.get_tables()
+    assert "instance" in {column.name for column in database.get_columns("task")}
+    assert "schedule_error" in {column.name for column in database.get_columns("definition")}
