@@ -10,7 +10,7 @@ from pathlib import Path
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
 
-from scheduler.models import MODELS, SchemaVersion, db
+from scheduler.models import MODELS, Delivery, SchemaVersion, db
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,18 @@ SQLITE_PRAGMAS = {
 # changes. A new database is created from the models and stamped with the newest
 # version, so the models always describe the newest schema.
 Migration = Callable[[Database], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _notification_outbox(database: Database) -> None:
+    """3: the notification outbox, and an index to find a run's predecessors by end time."""
+    database.create_tables([Delivery])
+    database.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "run_definition_name_ended_at" '
+        'ON "run" ("definition_name", "ended_at")'
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {3: _notification_outbox}
 
 
 class HideQueryParameters(logging.Filter):

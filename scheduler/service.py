@@ -17,12 +17,15 @@ from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import LogEntry, MetadataEntry, db
+from scheduler.notify.metrics import NotifyMetrics
+from scheduler.notify.sender import Sender, TestResult
+from scheduler.notify.settings import NotifySettings
 from scheduler.states import TaskStatus
 from scheduler.tokens import token_matches
 from scheduler.tx import write_transaction
 from scheduler.views import DefinitionView, Health, NewLogEntry, NewMetadataEntry
 
-__all__ = ["Scheduler", "SchedulerSettings"]
+__all__ = ["NotifySettings", "Scheduler", "SchedulerSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +50,33 @@ class Scheduler:
         *,
         clock: Callable[[], datetime] = utc_now,
         registry: CollectorRegistry | None = None,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor
         metrics = SchedulerMetrics(registry) if registry is not None else None
         self.engine = Engine(executor, settings, clock, metrics)
         self.loop = Loop(self.engine.tick, clock, settings.tick_seconds)
+        notify_metrics = NotifyMetrics(registry) if registry is not None else None
+        self.sender = Sender(notify or NotifySettings(), clock, notify_metrics)
         self.running = False
 
     def start(self) -> None:
         """Recover in-flight attempts from the database and the engine, then start the loop."""
         self.engine.wake = self.loop.wake
+        self.engine.runs_ended = self.sender.wake
         self.executor.open(self.engine)
         self.executor.recover(self.engine.in_flight())
         self.loop.start()
+        self.sender.start()
         self.running = True
 
     def stop(self) -> None:
-        """Stop the loop and the executor's machinery; containers keep running."""
+        """Stop the loop, the notification senders and the executor's machinery; containers
+        keep running, undelivered notifications stay in the outbox."""
         if self.running:
             self.loop.stop()
+            self.sender.stop()
             self.executor.close()
             self.running = False
 
@@ -90,6 +100,13 @@ class Scheduler:
         """Pause or resume a definition's schedule."""
         catalog.set_paused(name, paused, actor=actor, now=self.clock())
         self.engine.wake()
+
+    def test_notifications(self, name: str, *, actor: str) -> list[TestResult]:
+        """Send a marked test message through every notification of `name`, now."""
+        view = queries.get_definition(name)
+        with write_transaction():
+            catalog.audit(actor, "notify-test", name, None, self.clock())
+        return self.sender.send_tests(view.definition, view.version)
 
     # ----------------------------------------------------------------- runs
 
