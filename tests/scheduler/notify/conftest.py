@@ -1,0 +1,64 @@
+"""Fixtures of the notification tests: the engine world, a sender on its clock, receivers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+from scheduler.models import Delivery
+from scheduler.notify.metrics import NotifyMetrics
+from scheduler.notify.sender import Sender
+from scheduler.notify.settings import NotifySettings
+from tests.scheduler.test_engine import World
+from tests.scheduler.test_engine import world as world  # noqa: F401 (a fixture, re-exported)
+from tests.support.receivers import Recorder, SmtpServer, recorder, smtp_server
+
+LOOPBACK = (ip_network("127.0.0.1/32"),)
+PUBLIC_URL = "http://gnomon.example:8080"
+
+
+@pytest.fixture
+def make_sender(world: World) -> Callable[..., Sender]:
+    """Factory of senders on the world's clock and registry; `overrides` change settings."""
+
+    def make(**overrides: Any) -> Sender:
+        settings = NotifySettings(
+            public_url=PUBLIC_URL,
+            allowed_networks=LOOPBACK,
+            timeout_seconds=2,
+            retry_for_seconds=3600,
+            **overrides,
+        )
+        return Sender(settings, world.clock, NotifyMetrics(world.registry))
+
+    return make
+
+
+@pytest.fixture
+def receiver() -> Iterator[Recorder]:
+    """A recording HTTP server on 127.0.0.1."""
+    with recorder() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1."""
+    with smtp_server() as server:
+        yield server
+
+
+def deliveries(run_id: str | None = None) -> list[Delivery]:
+    """The outbox rows (of one run), oldest first."""
+    query = Delivery.select().order_by(Delivery.created_at, Delivery.position)
+    return list(query.where(Delivery.run == run_id) if run_id else query)
+
+
+def drain(sender: Sender) -> int:
+    """Let `sender` try every delivery due now, on this thread; how many it tried."""
+    tried = 0
+    while sender.step(sender.clock()):
+        tried += 1
+    return tried
