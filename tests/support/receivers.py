@@ -78,7 +78,7 @@ class _RecordingHandler(BaseHTTPRequestHandler):
 
     server: Recorder
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         """Record the request and answer with the server's status."""
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.record(Received(self.path, dict(self.headers.items()), body))
@@ -116,7 +116,7 @@ class Mailbox:
     messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Store one message."""
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
@@ -139,15 +139,16 @@ def smtp_server(user: str | None = None, password: str | None = None) -> Iterato
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any):
         ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(), auth_data.password.decode()
+            auth_data.login.decode(),
+            auth_data.password.decode(),
         ) == (user, password)
         if ok:
             mailbox.logins.append((user, password))
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     options: dict[str, Any] = {}
     if user is not None:
-        options = {"authenticator": authenticate, "auth_require_tls": False, "auth_required": True}
+        options = {"authenticator": authenticate, "auth_require_tls": False}
     controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:

@@ -7,12 +7,13 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
+
 from scheduler.models import Delivery
 from scheduler.notify.metrics import NotifyMetrics
 from scheduler.notify.sender import Sender
 from scheduler.notify.settings import NotifySettings
 from tests.scheduler.test_engine import World
-from tests.scheduler.test_engine import world as world  # noqa: F401 (a fixture, re-exported)
+from tests.scheduler.test_engine import world as world
 from tests.support.receivers import Recorder, SmtpServer, recorder, smtp_server
 
 LOOPBACK = (ip_network("127.0.0.1/32"),)
@@ -22,6 +23,7 @@ PUBLIC_URL = "http://gnomon.example:8080"
 @pytest.fixture
 def make_sender(world: World) -> Callable[..., Sender]:
     """Factory of senders on the world's clock and registry; `overrides` change settings."""
+    metrics = NotifyMetrics(world.registry)
 
     def make(**overrides: Any) -> Sender:
         settings = NotifySettings(
@@ -31,7 +33,7 @@ def make_sender(world: World) -> Callable[..., Sender]:
             retry_for_seconds=3600,
             **overrides,
         )
-        return Sender(settings, world.clock, NotifyMetrics(world.registry))
+        return Sender(settings, world.clock, metrics)
 
     return make
 

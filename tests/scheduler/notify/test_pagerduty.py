@@ -1,4 +1,4 @@
-"""PagerDuty: a trigger once N runs in a row failed, one dedup key, a resolve at the next success."""
+"""PagerDuty: trigger once N runs in a row failed, one dedup key, resolve at the next success."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from typing import Any
 from definitions import WebhookNotification
 from executor.fake import Script
 from scheduler.notify.sender import Sender
-from tests.scheduler.notify.conftest import PUBLIC_URL, deliveries, drain
 from tests.scheduler.factories import make_task
+from tests.scheduler.notify.conftest import PUBLIC_URL, deliveries, drain
 from tests.scheduler.test_engine import World
 from tests.support.receivers import Recorder
 
@@ -27,7 +27,7 @@ def documented_verify() -> Callable[..., bool]:
         if "def verify" in block
     ]  # fmt: skip
     namespace: dict[str, Any] = {}
-    exec(snippet, namespace)  # noqa: S102 (our own documentation)
+    exec(snippet, namespace)
     return namespace["verify"]
 
 
