@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import secrets
 
 import pytest
 
@@ -100,8 +102,9 @@ def webhook_definition(secret: str) -> dict:
 
 
 def test_a_webhook_secret_must_be_whsec_base64() -> None:
-    good = "whsec_" + "A" * 32
-    assert parse_definition(webhook_definition(good)).notifications[0].secret == good
+    documented = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()  # as the docs do
+    for good in ("whsec_" + "A" * 32, documented):
+        assert parse_definition(webhook_definition(good)).notifications[0].secret == good
     for bad in ("A" * 38, "whsec_short", "whsec_" + "A" * 33, "whsec_" + "*" * 32):
         with pytest.raises(DefinitionError) as raised:
             parse_definition(webhook_definition(bad))

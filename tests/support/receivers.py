@@ -33,7 +33,7 @@ class Received:
 
 
 class Recorder(ThreadingHTTPServer):
-    """An HTTP server on 127.0.0.1 that records every POST and answers `status`.
+    """An HTTP server on 127.0.0.1 that records every POST and answers `status` and `answer`.
 
     With `hang` set, it holds each request, unanswered, until `release()` (or 60 s).
     `connections` counts accepted connections, requests or not.
@@ -45,6 +45,7 @@ class Recorder(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _RecordingHandler)
         self.received: list[Received] = []
         self.status = 202
+        self.answer = b'{"status": "success"}'
         self.hang = False
         self.connections = 0
         self.holding = threading.Event()  # set while a request is held unanswered
@@ -88,7 +89,7 @@ class _RecordingHandler(BaseHTTPRequestHandler):
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b'{"status": "success"}')
+        self.wfile.write(self.server.answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
@@ -115,6 +116,16 @@ class Mailbox:
 
     messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)  # recipients answered 550
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """Take a recipient, unless it is one to refuse."""
+        if address in self.refused:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Store one message."""

@@ -104,3 +104,17 @@ def test_a_dead_smtp_server_means_a_retry_later(
     [delivery] = deliveries()
     assert (delivery.state, delivery.attempts) == ("pending", 1)
     assert "ConnectionRefusedError" in delivery.last_error
+
+
+def test_a_refused_recipient_is_given_up_at_once(
+    world: World, make_sender: Callable[..., Sender], smtp: SmtpServer
+) -> None:
+    smtp.mailbox.refused.add("gone@example.com")
+    world.save(notifications=(EmailNotification("gone", "gone@example.com", "always"),))
+    world.trigger()
+    world.settle()
+    drain(make_sender(smtp=plain(smtp)))
+    [delivery] = deliveries()
+    assert (delivery.state, delivery.attempts) == ("failed", 1)
+    assert "recipient refused: [550]" in delivery.last_error
+    assert smtp.mailbox.messages == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+
+import pytest
 
 from definitions import PagerdutyNotification
 from executor.fake import Script
@@ -41,3 +44,24 @@ def test_trigger_after_n_failures_in_a_row_then_resolve_with_the_same_key(
     assert trigger["links"] == [{"href": f"{PUBLIC_URL}/runs/{run_ids[1]}", "text": "Gnomon run"}]
     assert "payload" not in events[2]
     assert all(d.state == "sent" for r in run_ids for d in deliveries(r))
+
+
+def test_a_routing_key_echoed_back_is_neither_logged_nor_stored(
+    world: World,
+    make_sender: Callable[..., Sender],
+    receiver: Recorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "routing-key-that-must-stay-secret"
+    world.save(notifications=(PagerdutyNotification(key, api_url=receiver.url),))
+    world.fake.script("main", Script(exit_code=1))
+    run_id = world.trigger()
+    world.settle()
+    receiver.status = 400
+    receiver.answer = f'{{"status": "invalid event", "errors": ["bad key {key}"]}}'.encode()
+    caplog.set_level(logging.DEBUG)
+    drain(make_sender())
+    [delivery] = deliveries(run_id)
+    assert delivery.state == "failed"
+    assert "answered HTTP 400" in delivery.last_error and "bad key ***" in delivery.last_error
+    assert key not in delivery.last_error and key not in caplog.text
