@@ -52,29 +52,17 @@ def send(
     now: datetime,
     settings: NotifySettings,
 ) -> None:
-    """Send one message; DeliveryError (its text scrubbed of secrets) if it was not taken."""
+    """Send one message through its channel (a test goes through every step of a real one);
+    DeliveryError, its text scrubbed of secrets, if it was not taken."""
     try:
-        _send(notification, report, action, message_id, now, settings)
+        if isinstance(notification, EmailNotification):
+            mail.send(notification, report, message_id, settings.smtp, settings.timeout_seconds)
+        elif isinstance(notification, PagerdutyNotification) and report.test:
+            pagerduty.send_test(notification, report, settings)
+        elif isinstance(notification, PagerdutyNotification):
+            pagerduty.send(notification, report, action, settings)
+        else:
+            webhook.send(notification, report, message_id, int(now.timestamp()), settings)
     except DeliveryError as error:
         text = scrub(str(error), secrets_of(notification, settings))
         raise DeliveryError(text, permanent=error.permanent) from None
-
-
-def _send(
-    notification: Notification,
-    report: RunReport,
-    action: str,
-    message_id: str,
-    now: datetime,
-    settings: NotifySettings,
-) -> None:
-    """Hand the message to its channel (a test goes through every step of a real one)."""
-    if isinstance(notification, EmailNotification):
-        mail.send(notification, report, message_id, settings.smtp, settings.timeout_seconds)
-    elif isinstance(notification, PagerdutyNotification):
-        if report.test:
-            pagerduty.send_test(notification, report, settings)
-        else:
-            pagerduty.send(notification, report, action, settings)
-    else:
-        webhook.send(notification, report, message_id, int(now.timestamp()), settings)

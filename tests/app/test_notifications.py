@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -18,7 +18,9 @@ from tests.app.conftest import Definition, fake, gnomon_of
 from tests.app.test_cli import Service, invoke
 from tests.app.test_cli import gnomon as gnomon  # a fixture, shared
 from tests.app.test_cli import service as service  # a fixture, shared
-from tests.support.receivers import Recorder, SmtpServer, recorder, smtp_server
+from tests.support.receivers import Recorder, SmtpServer
+from tests.support.receivers import receiver as receiver  # a fixture, shared
+from tests.support.receivers import smtp as smtp  # a fixture, shared
 
 READ = {"Authorization": "Bearer reader-token"}
 WRITE = {"Authorization": "Bearer writer-token"}
@@ -27,20 +29,6 @@ TOKENS = ",".join(
 )
 ROUTING_KEY = "R0UT1NGKEY0123456789"
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Recorder]:
-    """A recording HTTP server on 127.0.0.1."""
-    with recorder() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1."""
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -166,3 +167,17 @@ def smtp_server(user: str | None = None, password: str | None = None) -> Iterato
         yield SmtpServer(port, mailbox)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Recorder]:
+    """A recording HTTP server on 127.0.0.1 (import this fixture where needed)."""
+    with recorder() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (import this fixture where needed)."""
+    with smtp_server() as server:
+        yield server

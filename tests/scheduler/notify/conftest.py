@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import ip_network
 from typing import Any
 
@@ -13,8 +13,9 @@ from scheduler.notify.metrics import NotifyMetrics
 from scheduler.notify.sender import Sender
 from scheduler.notify.settings import NotifySettings
 from tests.scheduler.test_engine import World
-from tests.scheduler.test_engine import world as world
-from tests.support.receivers import Recorder, SmtpServer, recorder, smtp_server
+from tests.scheduler.test_engine import world as world  # a fixture, shared
+from tests.support.receivers import receiver as receiver  # a fixture, shared
+from tests.support.receivers import smtp as smtp  # a fixture, shared
 
 LOOPBACK = (ip_network("127.0.0.1/32"),)
 PUBLIC_URL = "http://gnomon.example:8080"
@@ -36,20 +37,6 @@ def make_sender(world: World) -> Callable[..., Sender]:
         return Sender(settings, world.clock, metrics)
 
     return make
-
-
-@pytest.fixture
-def receiver() -> Iterator[Recorder]:
-    """A recording HTTP server on 127.0.0.1."""
-    with recorder() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on 127.0.0.1."""
-    with smtp_server() as server:
-        yield server
 
 
 def deliveries(run_id: str | None = None) -> list[Delivery]:
