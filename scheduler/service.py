@@ -25,7 +25,7 @@ from scheduler.tokens import token_matches
 from scheduler.tx import write_transaction
 from scheduler.views import DefinitionView, Health, NewLogEntry, NewMetadataEntry
 
-__all__ = ["NotifySettings", "Scheduler", "SchedulerSettings"]
+__all__ = ["Scheduler", "SchedulerSettings"]
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from definitions import EmailNotification, Notification, PagerdutyNotification
+from definitions import (
+    EmailNotification,
+    Notification,
+    PagerdutyNotification,
+    WebhookNotification,
+)
 from scheduler.notify import mail, pagerduty, webhook
 from scheduler.notify.destinations import public_target
 from scheduler.notify.report import RunReport
@@ -13,12 +18,13 @@ from scheduler.notify.settings import DeliveryError, NotifySettings
 KINDS: dict[type, str] = {
     EmailNotification: "email",
     PagerdutyNotification: "pagerduty",
+    WebhookNotification: "webhook",
 }
 
 
 def kind_of(notification: Notification) -> str:
     """`email`, `pagerduty` or `webhook`."""
-    return KINDS.get(type(notification), "webhook")
+    return KINDS[type(notification)]
 
 
 def target_of(notification: Notification) -> str:

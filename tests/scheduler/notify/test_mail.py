@@ -118,3 +118,20 @@ def test_a_refused_recipient_is_given_up_at_once(
     assert (delivery.state, delivery.attempts) == ("failed", 1)
     assert "recipient refused: [550]" in delivery.last_error
     assert smtp.mailbox.messages == []
+
+
+@pytest.mark.parametrize(
+    ("security", "error"), [("starttls", "SMTPNotSupportedError"), ("ssl", "SSLError")]
+)
+def test_encryption_is_never_silently_dropped(
+    world: World, make_sender: Callable[..., Sender], smtp: SmtpServer, security: str, error: str
+) -> None:
+    """The test server speaks plain SMTP only: asked for TLS, Gnomon sends nothing in clear."""
+    world.save(notifications=(EmailNotification("ops", "ops@example.com", "always"),))
+    world.trigger()
+    world.settle()
+    settings = SmtpSettings(host="127.0.0.1", port=smtp.port, security=security)
+    drain(make_sender(smtp=settings))
+    [delivery] = deliveries()
+    assert delivery.state == "pending" and error in delivery.last_error
+    assert smtp.mailbox.messages == []
