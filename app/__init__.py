@@ -18,6 +18,8 @@ from app import config as settings_table
 from app.state import EXTENSION_KEY, Gnomon
 from executor import Executor
 from scheduler.database import migrate, open_database
+from scheduler.notify.destinations import parse_networks
+from scheduler.notify.settings import NotifySettings, SmtpSettings
 from scheduler.service import Scheduler, SchedulerSettings, utc_now
 from scheduler.tokens import server_secret
 
@@ -38,7 +40,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         migrate(database)
         server_secret()  # made on the first start, so that checking a task token writes nothing
     registry = CollectorRegistry()
-    scheduler = Scheduler(build_executor(settings), scheduler_settings(settings), registry=registry)
+    scheduler = Scheduler(
+        build_executor(settings),
+        scheduler_settings(settings),
+        registry=registry,
+        notify=notify_settings(settings),
+    )
     app.extensions[EXTENSION_KEY] = Gnomon(database, scheduler, registry, settings)
     errors.init_app(app)
     metrics.init_app(app, registry)
@@ -59,6 +66,27 @@ def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
         max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
         instance=settings["INSTANCE"],
         lease_seconds=settings["INSTANCE_LEASE_SECONDS"],
+    )
+
+
+def notify_settings(settings: Mapping[str, object]) -> NotifySettings:
+    """The notification senders' part of the settings."""
+    return NotifySettings(
+        public_url=settings["PUBLIC_URL"],
+        smtp=SmtpSettings(
+            host=settings["SMTP_HOST"],
+            port=settings["SMTP_PORT"],
+            security=settings["SMTP_SECURITY"],
+            user=settings["SMTP_USER"],
+            password=settings["SMTP_PASSWORD"],
+            sender=settings["SMTP_FROM"],
+        ),
+        allowed_networks=parse_networks(settings["NOTIFY_ALLOWED_NETWORKS"]),
+        timeout_seconds=settings["NOTIFY_TIMEOUT_SECONDS"],
+        retry_base_seconds=settings["NOTIFY_RETRY_BASE_SECONDS"],
+        retry_max_delay_seconds=settings["NOTIFY_RETRY_MAX_DELAY_SECONDS"],
+        retry_for_seconds=settings["NOTIFY_RETRY_FOR_SECONDS"],
+        workers=settings["NOTIFY_WORKERS"],
     )
 
 

@@ -234,7 +234,13 @@ def authenticate() -> None:
     elif access is Access.METRICS:
         metrics_caller(presented)
     elif credentials().api_tokens:
-        g.actor = api_caller(presented, Scope(access.value)).name
+        token = api_caller(presented, Scope(access.value))
+        g.actor, g.scope = token.name, token.scope
+
+
+def may_see_secrets() -> bool:
+    """Whether the caller may read secrets in definitions: a `write` token, or an open service."""
+    return g.get("scope", Scope.ADMIN).allows(Scope.WRITE)
 
 
 def required_access() -> Access:

@@ -561,6 +561,23 @@ def retry_command(client: Client, as_json: bool, process_id: str) -> None:
     done(as_json, "retried", process_id=process_id)
 
 
+@service_command("notify-test")
+@click.argument("name")
+def notify_test_command(client: Client, as_json: bool, name: str) -> None:
+    """Send a marked test message through every notification of NAME; exit 1 if any failed."""
+    results = client.test_notifications(name)
+    if as_json:
+        emit_json(results)
+    elif results:
+        rows = [[r["kind"], r["target"], r["state"], r.get("last_error")] for r in results]
+        click.echo(table(["KIND", "TARGET", "RESULT", "ERROR"], rows))
+    else:
+        click.echo(f"{name} has no notifications")
+    failed = sum(r["state"] != "sent" for r in results)
+    if failed:
+        raise Failure(f"{failed} of {len(results)} test notification(s) failed")
+
+
 # ---------------------------------------------------------------- trigger --wait
 
 
@@ -680,6 +697,7 @@ def logs_command(client: Client, as_json: bool, task_id: str, follow: bool) -> N
 COMMANDS = (
     apply_command, definitions_command, pause_command, resume_command, delete_command,
     trigger_command, runs_command, run_command, logs_command, kill_command, retry_command,
+    notify_test_command,
 )  # fmt: skip
 
 

@@ -141,6 +141,10 @@ class Client:
         response = self.request("POST", definition_path(name) + "/trigger", params=params)
         return response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
 
+    def test_notifications(self, name: str) -> list[dict[str, Any]]:
+        """Send a test message through each notification of a definition; how each went."""
+        return self.request("POST", definition_path(name) + "/notifications/test").json()
+
     # Runs
 
     def processes(

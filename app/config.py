@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from scheduler.notify.destinations import parse_networks
+
 MIB = 1024 * 1024
 
 Check = Callable[[object], str | None]
@@ -48,6 +50,15 @@ def url_with_scheme(*schemes: str) -> Check:
         if not value or pattern.match(value)
         else (f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     )
+
+
+def _networks_problem(value: str) -> str | None:
+    """Why `value` is not a comma-separated list of addresses or CIDR networks, or None."""
+    try:
+        parse_networks(value)
+    except ValueError as error:
+        return f"must list addresses or CIDR networks separated by commas ({error})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -215,6 +226,58 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds `gnomon serve`, told to stop, lets requests in flight finish; it stops "
         "accepting new ones at once and leaves task containers running for the next start.",
         at_least(0),
+    ),
+    Setting(
+        "SMTP_HOST", "", str,
+        "SMTP server that sends notification email; empty means email notifications cannot "
+        "be sent (each is retried, then given up with that reason).",
+    ),
+    Setting("SMTP_PORT", 25, int, "Port of the SMTP server.", between(1, 65535)),
+    Setting(
+        "SMTP_SECURITY", "starttls", str,
+        "How the SMTP connection is encrypted: `none`, `starttls` or `ssl` (TLS from the "
+        "start, usually port 465).",
+        one_of("none", "starttls", "ssl"),
+    ),
+    Setting("SMTP_USER", "", str, "User to log in to the SMTP server as; empty: no login."),
+    Setting(
+        "SMTP_PASSWORD", "", str,
+        "Password of SMTP_USER; never logged nor shown.",
+    ),
+    Setting("SMTP_FROM", "gnomon@localhost", str, "Sender address of notification email."),
+    Setting(
+        "NOTIFY_ALLOWED_NETWORKS", "", str,
+        "Addresses or CIDR networks (comma-separated) that webhook and PagerDuty URLs of "
+        "definitions may reach besides public addresses; loopback, private and link-local "
+        "ones are refused unless listed. Checked on the resolved address at send time.",
+        _networks_problem,
+    ),
+    Setting(
+        "NOTIFY_TIMEOUT_SECONDS", 10.0, float,
+        "Seconds a notification's connection or answer may take before the try fails.",
+        at_least(0.1),
+    ),
+    Setting(
+        "NOTIFY_RETRY_BASE_SECONDS", 30.0, float,
+        "Wait before retrying a failed notification; it doubles with each failed try.",
+        at_least(0.1),
+    ),
+    Setting(
+        "NOTIFY_RETRY_MAX_DELAY_SECONDS", 900.0, float,
+        "Longest wait between two tries of a notification.",
+        at_least(1),
+    ),
+    Setting(
+        "NOTIFY_RETRY_FOR_SECONDS", 14400.0, float,
+        "How long after its run ended a notification is retried before it is given up, "
+        "with the last error recorded (at least an hour).",
+        at_least(3600),
+    ),
+    Setting(
+        "NOTIFY_WORKERS", 2, int,
+        "Threads delivering notifications, apart from the scheduler's; a hanging receiver "
+        "holds up one of them for at most the timeout.",
+        between(1, 32),
     ),
     Setting(
         "LOG_LEVEL", "INFO", str,

@@ -12,10 +12,12 @@ from app.auth import Access, requires
 from app.metrics import gnomon_version
 from app.schemas import (
     UUID_PATTERN,
+    DeliverySchema,
     ErrorSchema,
     LogEntrySchema,
     LogPageSchema,
     MetadataEntrySchema,
+    NotificationTestSchema,
     ProcessFilterSchema,
     ProcessSchema,
     RegisteredDefinitionSchema,
@@ -125,6 +127,19 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                     },
                     e400=BAD_INPUT,
                     e404="unknown process or task definition",
+                ),
+            },
+        },
+        definitions + "/{name}/notifications/test": {
+            "parameters": [NAME],
+            "post": {
+                "summary": "Send a test message through every notification of the definition",
+                "description": "Each message is clearly marked as a test (a PagerDuty test "
+                "triggers, then at once resolves, an `info` incident under its own key). "
+                "Answers how each went; nothing is retried or recorded in a run.",
+                "responses": responses(
+                    ok({"type": "array", "items": ref("NotificationTest")}),
+                    e404="unknown name",
                 ),
             },
         },
@@ -320,6 +335,8 @@ def build_spec(max_callback_entries: int) -> dict[str, Any]:
         ("LogEntry", LogEntrySchema),
         ("MetadataEntry", MetadataEntrySchema),
         ("Task", TaskSchema),
+        ("Delivery", DeliverySchema),
+        ("NotificationTest", NotificationTestSchema),
         ("Process", ProcessSchema),
         ("Error", ErrorSchema),
         ("ProcessDefinition", ProcessDefinitionSchema),

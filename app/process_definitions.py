@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from app.auth import may_see_secrets
 from app.http import actor, json_body, name_param, no_content
-from app.schemas import DefinitionStateSchema, TriggerArgsSchema, load_query
+from app.schemas import (
+    DefinitionStateSchema,
+    NotificationTestSchema,
+    TriggerArgsSchema,
+    load_query,
+)
 from app.state import scheduler
-from definitions import dump_definition, parse_definition
+from definitions import dump_definition, mask_secrets, parse_definition
 from scheduler import queries
 from scheduler.views import DefinitionView
 
@@ -15,11 +21,14 @@ bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definit
 
 TRIGGER_ARGS = TriggerArgsSchema()
 STATE = DefinitionStateSchema()
+TEST_RESULT = NotificationTestSchema()
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
-    """The wire form of a registered definition, with its version and scheduling state."""
-    return {**dump_definition(view.definition), **STATE.dump(view)}
+    """The wire form of a registered definition, with its version and scheduling state;
+    notification secrets masked unless the caller may change the definition."""
+    definition = view.definition if may_see_secrets() else mask_secrets(view.definition)
+    return {**dump_definition(definition), **STATE.dump(view)}
 
 
 @bp.get("", strict_slashes=False)
@@ -74,3 +83,10 @@ def resume(name: str) -> Response:
     """Fire the definition on its schedule again."""
     scheduler().set_paused(name_param(name), False, actor=actor())
     return no_content()
+
+
+@bp.post("/<name>/notifications/test")
+def test_notifications(name: str) -> Response:
+    """Send a marked test message through every notification of the definition; each result."""
+    results = scheduler().test_notifications(name_param(name), actor=actor())
+    return jsonify([TEST_RESULT.dump(result) for result in results])

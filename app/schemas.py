@@ -152,6 +152,36 @@ class TaskSchema(Schema):
     reason = fields.String(allow_none=True)
 
 
+class DeliverySchema(Schema):
+    """One notification of a run and how its delivery goes."""
+
+    id = fields.UUID(required=True, metadata={"description": "also the webhook-id it carries"})
+    kind = fields.String(required=True, validate=validate.OneOf(("email", "pagerduty", "webhook")))
+    target = fields.String(
+        required=True, metadata={"description": "email address, or scheme://host of a URL"}
+    )
+    action = fields.String(
+        required=True,
+        validate=validate.OneOf(("notify", "trigger", "resolve")),
+        metadata={"description": "PagerDuty's event action; `notify` for email and webhooks"},
+    )
+    state = fields.String(required=True, validate=validate.OneOf(("pending", "sent", "failed")))
+    attempts = fields.Integer(required=True, metadata={"description": "tries made so far"})
+    last_error = fields.String(allow_none=True)
+    created_at = UTCDateTime(required=True)
+    next_attempt_at = UTCDateTime(allow_none=True)
+    sent_at = UTCDateTime(allow_none=True)
+
+
+class NotificationTestSchema(Schema):
+    """How a test message through one notification of a definition went."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(("email", "pagerduty", "webhook")))
+    target = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("sent", "failed")))
+    last_error = fields.String(allow_none=True)
+
+
 class ProcessSchema(Schema):
     """`process`: one run of a process definition, with its task attempts."""
 
@@ -169,6 +199,11 @@ class ProcessSchema(Schema):
         },
     )
     reason = fields.String(allow_none=True)
+    notifications = fields.List(
+        fields.Nested(DeliverySchema),
+        dump_default=list,
+        metadata={"description": "what the run's end notified, and how each delivery went"},
+    )
 
 
 class DefinitionStateSchema(Schema):

@@ -24,6 +24,7 @@ from .model import (
     TaskDependency,
     WebhookNotification,
 )
+from .notify import action_for, history_needed, mask_secrets, should_notify
 from .schedule import continuous_next, missed_fire_times, next_fire_time, retry_delay
 
 __all__ = [
@@ -43,15 +44,19 @@ __all__ = [
     "TaskDefinition",
     "TaskDependency",
     "WebhookNotification",
+    "action_for",
     "continuous_next",
     "definition_from_json",
     "definition_to_json",
     "downstream",
     "dump_definition",
+    "history_needed",
+    "mask_secrets",
     "missed_fire_times",
     "next_fire_time",
     "parse_definition",
     "retry_delay",
+    "should_notify",
     "topological_order",
     "upstream",
 ]

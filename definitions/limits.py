@@ -8,6 +8,10 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # PostgreSQL text cannot hold NUL and Docker rejects it in commands and environments.
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 URL_PATTERN = r"^https?://[^\s\u0000]+$"
+# A Standard Webhooks secret: `whsec_` and the (padded) base64 of 24 to 68 bytes.
+WEBHOOK_SECRET_PATTERN = (
+    r"^whsec_(?:[A-Za-z0-9+/]{4}){8,22}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+)
 
 # Sundial's API Builder `integer` is a 32-bit Int; nothing larger ever came from its clients,
 # and the bound keeps timedelta arithmetic in the scheduler far from overflow.

@@ -107,7 +107,7 @@ class EmailNotification:
 class PagerdutyNotification:
     """Page after a number of consecutive failed runs."""
 
-    service_key: str
+    service_key: str = field(repr=False)  # the routing key: a secret
     num_consecutive_failures: int = 1
     api_url: str = "https://events.pagerduty.com"
 
@@ -118,6 +118,7 @@ class WebhookNotification:
 
     url: str
     notify_when: str = NotifyWhen.ON_STATE_CHANGE_AND_FAILURES.value
+    secret: str | None = field(default=None, repr=False)  # whsec_<base64>: signs deliveries
 
 
 Schedule = CronSchedule | ContinuousSchedule

@@ -338,6 +338,14 @@ class WebhookSchema(WireSchema):
 
     url = _text(Length(max=limits.MAX_TEXT_CHARS), _URL)
     notify_when = _choice(NotifyWhen, NotifyWhen.ON_STATE_CHANGE_AND_FAILURES.value)
+    secret = _optional(
+        Text,
+        validate=FullMatch(
+            limits.WEBHOOK_SECRET_PATTERN,
+            error="Must be `whsec_` followed by the base64 of 24 or more random bytes.",
+        ),
+        metadata={"description": "signs each delivery (Standard Webhooks); masked for read tokens"},
+    )
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> WebhookNotification:

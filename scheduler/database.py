@@ -12,7 +12,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_operations
 
-from scheduler.models import MODELS, SchemaVersion, UTCDateTimeField, db
+from scheduler.models import MODELS, Delivery, SchemaVersion, UTCDateTimeField, db
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,16 @@ def _instance_leases(database: Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {2: _instance_leases}
+def _notification_outbox(database: Database) -> None:
+    """3: the notification outbox, and an index to find a run's predecessors by end time."""
+    database.create_tables([Delivery])
+    database.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "run_definition_name_ended_at" '
+        'ON "run" ("definition_name", "ended_at")'
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {2: _instance_leases, 3: _notification_outbox}
 
 
 class HideQueryParameters(logging.Filter):

@@ -67,6 +67,7 @@ class Engine:
         self.clock = clock
         self.metrics = metrics
         self.wake: Callable[[], None] = lambda: None
+        self.runs_ended: Callable[[], None] = lambda: None  # the notification sender's wake
         self._seq = itertools.count()
         self._secret: bytes | None = None
         self._unhanded: set[str] = set()  # claimed, but neither started nor sent back yet
@@ -254,6 +255,8 @@ class Engine:
                 log.exception("counting a committed change in the metrics failed")
         if changes.started or changes.ended or changes.finished_attempts:
             self.wake()
+        if changes.ended:
+            self.runs_ended()
 
     def _count(self, changes: Changes) -> None:
         """Feed the metrics from a committed change."""

@@ -95,6 +95,7 @@ class Run(BaseModel):
             (("started_at",), False),
             (("definition_name", "started_at"), False),
             (("status", "started_at"), False),
+            (("definition_name", "ended_at"), False),  # a finished run's predecessors
         )
 
 
@@ -161,6 +162,32 @@ class TaskReport(BaseModel):
     reported_by = CharField(null=True, max_length=255)
 
 
+class Delivery(BaseModel):
+    """One notification of a finished run to one destination: the outbox the sender drains.
+
+    Written in the transaction that ends the run; the message itself is built when sent,
+    from the run and its copy of the definition (secrets are never copied here).
+    """
+
+    id = CharField(primary_key=True, max_length=36)  # also the webhook-id and Message-ID
+    run = ForeignKeyField(Run, backref="deliveries", on_delete="CASCADE")
+    position = IntegerField()  # which of the run's definition's notifications
+    kind = CharField(max_length=16)  # email | pagerduty | webhook
+    target = CharField(max_length=255)  # where to, shown to readers: never a secret
+    action = CharField(max_length=16)  # notify | trigger | resolve
+    status = CharField(max_length=16)  # the run's status when it ended
+    previous_status = CharField(null=True, max_length=16)
+    state = CharField(max_length=16)  # pending | sent | failed (given up)
+    attempts = IntegerField(default=0)
+    created_at = UTCDateTimeField()
+    due_at = UTCDateTimeField()  # next try; while one is under way, when its claim lapses
+    sent_at = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("state", "due_at"), False),)
+
+
 class AuditEvent(BaseModel):
     """Who changed what, and when."""
 
@@ -206,4 +233,5 @@ MODELS: tuple[type[BaseModel], ...] = (
     Setting,
     Instance,
     SchemaVersion,
+    Delivery,
 )

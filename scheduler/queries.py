@@ -10,10 +10,11 @@ from peewee import Function, ModelSelect, Tuple, fn
 
 from definitions import definition_from_json
 from scheduler.errors import NotFound
-from scheduler.models import Definition, LogEntry, MetadataEntry, Run, Task
+from scheduler.models import Definition, Delivery, LogEntry, MetadataEntry, Run, Task
 from scheduler.states import RunStatus, wire_run_statuses
 from scheduler.views import (
     DefinitionView,
+    DeliveryView,
     LogEntryView,
     MetadataEntryView,
     RunFilter,
@@ -139,7 +140,8 @@ def _within(query: ModelSelect, field: object, start: object, end: object) -> Mo
 
 
 def _run_views(runs: Sequence[Run]) -> list[RunView]:
-    """Views of `runs` with their attempts, in four queries whatever their number."""
+    """Views of `runs` with their attempts and notifications, in five queries whatever
+    their number."""
     attempts = (
         Task.select(*TASK_VIEW_FIELDS)
         .where(Task.run.in_([r.id for r in runs]))
@@ -149,10 +151,30 @@ def _run_views(runs: Sequence[Run]) -> list[RunView]:
     by_run: dict[str, list[TaskView]] = defaultdict(list)
     for view in _task_views(list(attempts) if runs else []):
         by_run[view.process_id].append(view)
-    return [_run_view(run, by_run[run.id]) for run in runs]
+    deliveries = _delivery_views([r.id for r in runs]) if runs else {}
+    return [_run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
 
 
-def _run_view(run: Run, tasks: Iterable[TaskView]) -> RunView:
+def _delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
+    """The notifications of runs `run_ids`, by run, oldest first."""
+    rows = (
+        Delivery.select()
+        .where(Delivery.run.in_(run_ids))
+        .order_by(Delivery.created_at, Delivery.position)
+    )
+    by_run: dict[str, list[DeliveryView]] = defaultdict(list)
+    for d in rows:
+        by_run[d.run_id].append(
+            DeliveryView(
+                id=d.id, kind=d.kind, target=d.target, action=d.action, state=d.state,
+                attempts=d.attempts, last_error=d.last_error, created_at=d.created_at,
+                next_attempt_at=d.due_at if d.state == "pending" else None, sent_at=d.sent_at,
+            )
+        )  # fmt: skip
+    return by_run
+
+
+def _run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryView]) -> RunView:
     """The view of one run."""
     return RunView(
         id=run.id,
@@ -164,6 +186,7 @@ def _run_view(run: Run, tasks: Iterable[TaskView]) -> RunView:
         trigger=run.trigger,
         reason=run.reason,
         tasks=tuple(tasks),
+        notifications=tuple(deliveries),
     )
 
 

@@ -19,6 +19,7 @@ from definitions import ProcessDefinition, continuous_next, definition_from_json
 from executor import Ending, Outcome
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Definition, Run, Task, TaskReport
+from scheduler.notify import outbox
 from scheduler.states import (
     ACTIVE_RUN,
     FINAL_TASK,
@@ -221,6 +222,7 @@ def _advance_locked(run: Run, now: datetime) -> Changes:
     )
     if ended:
         _after_run_ended(run, now)
+        outbox.enqueue(run, plan.outcome.value, now)  # notifications: decided with the end
     return Changes(ended=[(run.id, plan.outcome)] if ended else [])
 
 

@@ -17,6 +17,9 @@ from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import LogEntry, MetadataEntry, db
+from scheduler.notify.metrics import NotifyMetrics
+from scheduler.notify.sender import Sender, TestResult
+from scheduler.notify.settings import NotifySettings
 from scheduler.states import TaskStatus
 from scheduler.tokens import token_matches
 from scheduler.tx import write_transaction
@@ -47,6 +50,7 @@ class Scheduler:
         *,
         clock: Callable[[], datetime] = utc_now,
         registry: CollectorRegistry | None = None,
+        notify: NotifySettings | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor
@@ -55,6 +59,8 @@ class Scheduler:
         self.loop = Loop(self.engine.tick, clock, settings.tick_seconds)
         # a pass runs at least every tick; several missed in a row mean the loop is stuck
         self._stale_after = timedelta(seconds=max(30.0, 3 * settings.tick_seconds))
+        notify_metrics = NotifyMetrics(registry) if registry is not None else None
+        self.sender = Sender(notify or NotifySettings(), clock, notify_metrics)
         self.running = False
 
     def start(self) -> None:
@@ -62,15 +68,19 @@ class Scheduler:
         the engine, then start the loop; InstanceNameTaken if a live instance has its name."""
         self.engine.register(self.clock())
         self.engine.wake = self.loop.wake
+        self.engine.runs_ended = self.sender.wake
         self.executor.open(self.engine)
         self.executor.recover(self.engine.in_flight())
         self.loop.start()
+        self.sender.start()
         self.running = True
 
     def stop(self) -> None:
-        """Stop the loop and the executor's machinery; containers keep running."""
+        """Stop the loop, the notification senders and the executor's machinery; containers
+        keep running, undelivered notifications stay in the outbox."""
         if self.running:
             self.loop.stop()
+            self.sender.stop()
             self.executor.close()
             self.running = False
 
@@ -94,6 +104,13 @@ class Scheduler:
         """Pause or resume a definition's schedule."""
         catalog.set_paused(name, paused, actor=actor, now=self.clock())
         self.engine.wake()
+
+    def test_notifications(self, name: str, *, actor: str) -> list[TestResult]:
+        """Send a marked test message through every notification of `name`, now."""
+        view = queries.get_definition(name)
+        with write_transaction():
+            catalog.audit(actor, "notify-test", name, None, self.clock())
+        return self.sender.send_tests(view.definition, view.version)
 
     # ----------------------------------------------------------------- runs
 

@@ -73,6 +73,22 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class DeliveryView:
+    """A notification of a run: where to, and how its delivery goes."""
+
+    id: str
+    kind: str
+    target: str
+    action: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None  # while pending
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RunView:
     """One run of a definition, with its attempts."""
 
@@ -85,6 +101,7 @@ class RunView:
     trigger: str
     reason: str | None
     tasks: tuple[TaskView, ...] = ()
+    notifications: tuple[DeliveryView, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from playhouse.migrate import migrate as run_operations
 
 from scheduler import database as database_module
 from scheduler.database import latest_version, migrate, open_database
-from scheduler.models import MODELS, AuditEvent, Run, SchemaVersion
+from scheduler.models import MODELS, AuditEvent, Delivery, Run, SchemaVersion
 
 NOW = datetime(2024, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -78,6 +78,23 @@ def test_an_older_database_gets_a_new_migration_once(
     assert calls == [new_version]
     assert "note" in {column.name for column in database.get_columns("setting")}
     assert stamped_versions()[-2:] == [new_version - 1, new_version]
+
+
+def test_a_version_1_database_gets_the_notification_outbox(database_url: str) -> None:
+    db = open_database(database_url)
+    database_module.db.initialize(db)
+    db.create_tables([m for m in MODELS if m is not Delivery])  # the schema before migration 3
+    db.execute_sql('DROP INDEX IF EXISTS "run_definition_name_ended_at"')
+    SchemaVersion.create(version=1, applied_at=NOW)
+
+    assert migrate(db, now=NOW) == latest_version()
+
+    assert "delivery" in db.get_tables()
+    assert "run_definition_name_ended_at" in {index.name for index in db.get_indexes("run")}
+    assert 3 in stamped_versions()
+    make_run()
+    assert Delivery.select().count() == 0
+    db.close()
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ CONTRACT = {
     ("post", "/api/process_definitions/{name}/trigger"),
     ("post", "/api/process_definitions/{name}/pause"),
     ("post", "/api/process_definitions/{name}/resume"),
+    ("post", "/api/process_definitions/{name}/notifications/test"),
     ("get", "/api/processes"),
     ("get", "/api/processes/{process_id}"),
     ("post", "/api/processes/{process_id}/retry"),
@@ -55,6 +56,7 @@ NOTHING_TO_NEGATE = {
     ("delete", "/api/process_definitions/{name}"),
     ("post", "/api/process_definitions/{name}/pause"),
     ("post", "/api/process_definitions/{name}/resume"),
+    ("post", "/api/process_definitions/{name}/notifications/test"),
     ("get", "/_internal_/metrics"),
     ("get", "/_internal_/healthcheck"),
 }

@@ -38,6 +38,10 @@ _notification = st.one_of(
     st.fixed_dictionaries({"name": _text.filter(bool), "email": _text.filter(bool)}),
     st.builds(lambda k: {"pagerduty": {"service_key": k}}, _text.filter(bool)),
     st.builds(lambda u: {"webhook": {"url": "https://x/" + u}}, st.from_regex(r"\A[a-z]{0,5}\Z")),
+    st.builds(
+        lambda s: {"webhook": {"url": "https://x/", "secret": "whsec_" + s}},
+        st.from_regex(r"\A[A-Za-z0-9+/]{32}\Z"),
+    ),
 )
 
 
