@@ -612,17 +612,41 @@ def wait_for_run(client: Client, process_id: str, watcher: RunWatcher | None) ->
         time.sleep(POLL_SECONDS)
 
 
+def parse_parameters(values: Sequence[str]) -> dict[str, str]:
+    """`key=value` options as a mapping; a usage error names one without `=`."""
+    parameters: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="-p/--param")
+        parameters[key] = text
+    return parameters
+
+
 @service_command("trigger")
 @click.argument("name")
 @click.option("--task", "task_name", help="Run only this task, ignoring its dependencies.")
 @click.option(
     "--wait", is_flag=True, help="Follow the run until it ends; exit status 0 only if it succeeded."
 )
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    callback=lambda _context, _option, values: parse_parameters(values),
+    help="A run parameter as key=value (repeatable).",
+)
 def trigger_command(
-    client: Client, as_json: bool, name: str, task_name: str | None, wait: bool
+    client: Client,
+    as_json: bool,
+    name: str,
+    task_name: str | None,
+    wait: bool,
+    params: dict[str, str],
 ) -> None:
     """Start a run of a definition now (even when paused)."""
-    process_id = client.trigger(name, task_name)
+    process_id = client.trigger(name, task_name, params)
     if not wait:
         done(as_json, "started", process_id=process_id)
         return

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from app.errors import invalid
 from app.http import actor, json_body, name_param, no_content
-from app.schemas import DefinitionStateSchema, TriggerArgsSchema, load_query
+from app.schemas import (
+    IDEMPOTENCY_KEY,
+    DefinitionStateSchema,
+    TriggerArgsSchema,
+    TriggerBodySchema,
+    load_query,
+)
 from app.state import scheduler
 from definitions import dump_definition, parse_definition
 from scheduler import queries
@@ -14,6 +21,7 @@ from scheduler.views import DefinitionView
 bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definitions")
 
 TRIGGER_ARGS = TriggerArgsSchema()
+TRIGGER_BODY = TriggerBodySchema()
 STATE = DefinitionStateSchema()
 
 
@@ -56,10 +64,26 @@ def delete_definition(name: str) -> Response:
 def trigger(name: str) -> Response:
     """Start a run now (of one task only, with `task_definition_name`), even when paused."""
     args = load_query(TRIGGER_ARGS, request.args)
+    body = TRIGGER_BODY.load(json_body()) if request.get_data(cache=True).strip() else {}
     run_id = scheduler().trigger(
-        name_param(name), task_name=args.get("task_definition_name"), actor=actor()
+        name_param(name),
+        task_name=args.get("task_definition_name"),
+        actor=actor(),
+        parameters=body.get("parameters"),
+        idempotency_key=idempotency_key(),
     )
     return no_content(Location=f"/api/processes/{run_id}")
+
+
+def idempotency_key() -> str | None:
+    """The trigger's `Idempotency-Key` header, if any; 400 if it is not 1-255 printable ASCII."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+        problem = "must be 1 to 255 printable ASCII characters"
+        raise invalid({"Idempotency-Key": [problem]}, f"Idempotency-Key {problem}.")
+    return key
 
 
 @bp.post("/<name>/pause")

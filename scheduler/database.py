@@ -7,10 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, PostgresqlDatabase, SqliteDatabase, TextField
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_operations
 
-from scheduler.models import MODELS, SchemaVersion, db
+from scheduler.models import MODELS, SchemaVersion, TriggerKey, db
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,16 @@ SQLITE_PRAGMAS = {
 # changes. A new database is created from the models and stamped with the newest
 # version, so the models always describe the newest schema.
 Migration = Callable[[Database], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _run_parameters_and_trigger_keys(database: Database) -> None:
+    """Version 5: a run's parameter values, and the idempotency keys of triggers."""
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.add_column("run", "parameters", TextField(null=True)))
+    database.create_tables([TriggerKey])
+
+
+MIGRATIONS: dict[int, Migration] = {5: _run_parameters_and_trigger_keys}
 
 
 class HideQueryParameters(logging.Filter):

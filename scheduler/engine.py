@@ -9,6 +9,7 @@ this module only gathers facts, applies after-commit effects and builds specs.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,9 +18,11 @@ from datetime import datetime, timedelta
 
 from peewee import PeeweeException, fn
 
-from definitions import definition_from_json
+from definitions import DockerImageCommand, definition_from_json
+from definitions.run_inputs import ancestors, input_environment, parameter_environment
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
-from scheduler import runs
+from executor.container_options import ContainerOptions, MountSpec, options_problem
+from scheduler import queries, runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
 from scheduler.runs import Changes
@@ -42,6 +45,7 @@ class SchedulerSettings:
     tick_seconds: float = 5.0
     on_time_seconds: float = 60.0  # a fire later than this was missed (service down)
     max_catch_up_runs: int = 10  # run_all's cap when a definition sets none
+    allowed_bind_paths: tuple[str, ...] = ()  # host directories a task may bind-mount
 
 
 class Engine:
@@ -125,7 +129,9 @@ class Engine:
     def _start(self, task: Task, now: datetime) -> bool:
         """Start one claimed attempt; False if the engine is unavailable."""
         try:
-            self.executor.start(self.spec_for(task))
+            spec = self.spec_for(task)
+            if not self._refused(spec, now):
+                self.executor.start(spec)
         except EngineUnavailable as exc:
             log.warning("container engine unavailable, %s waits: %s", task.id, exc)
             runs.mark_waiting(task.id)
@@ -134,6 +140,16 @@ class Engine:
             log.exception("could not start attempt %s", task.id)
             reason = "could not start: internal error"
             self.attempt_finished(Outcome(task.id, Ending.START_FAILED, None, now, reason=reason))
+        return True
+
+    def _refused(self, spec: AttemptSpec, now: datetime) -> bool:
+        """Fail an attempt whose mounts this host refuses now (checked at PUT too, but the
+        allow-list or the host's symlinks may have changed since)."""
+        refused = options_problem(spec.options, self.settings.allowed_bind_paths)
+        if refused is None:
+            return False
+        reason = f"refused: mounts.{refused[0]}: {refused[1]}"
+        self.attempt_finished(Outcome(spec.task_id, Ending.START_FAILED, None, now, reason=reason))
         return True
 
     def next_wake(self, now: datetime) -> datetime:
@@ -227,6 +243,9 @@ class Engine:
         definition = definition_from_json(run.definition_body)
         command = definition.task(task.task_name).executable
         env = {v.variable_name: v.value for v in command.environment_variables}
+        env.update(parameter_environment(json.loads(run.parameters or "{}")))
+        inputs = ancestors(definition, task.task_name)
+        env.update(input_environment(queries.latest_outputs(task.run_id, inputs)))
         env.update(self._gnomon_env(task))
         return AttemptSpec(
             task_id=task.id,
@@ -242,6 +261,7 @@ class Engine:
             cpu_units=command.cpu,
             log_paths=tuple(command.log_paths),
             max_runtime_seconds=definition.task(task.task_name).max_runtime_seconds,
+            options=container_options(command),
         )
 
     def _gnomon_env(self, task: Task) -> dict[str, str]:
@@ -268,6 +288,21 @@ class Engine:
             .tuples()
         )
         return [InFlight(self.spec_for(t), _as_time(newest.get(t.id))) for t in tasks]
+
+
+def container_options(command: DockerImageCommand) -> ContainerOptions:
+    """The executor's container options of a task's `docker_image_command`."""
+    return ContainerOptions(
+        mounts=tuple(MountSpec(m.type, m.source, m.target, m.read_only) for m in command.mounts),
+        user=command.user,
+        working_dir=command.working_dir,
+        entrypoint=command.entrypoint,
+        labels=dict(command.labels),
+        network=command.network,
+        shm_size_mib=command.shm_size,
+        read_only=command.read_only,
+        cap_drop=command.cap_drop,
+    )
 
 
 def _as_time(value: object) -> datetime | None:
