@@ -47,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "backoff_base_seconds": 0,
     "notifications": [],
     "time_zone": "UTC",
+    "mounts": [],
+    "labels": {},
+    "cap_drop": [],
+    "parameters": [],
+    "default": "",
+    "required": False,
     "buffer_seconds": 0,
     "misfire_policy": "run_once",
     "misfire_grace_seconds": 3600,
@@ -55,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
 DEFINITION_KEYS = frozenset({
     "process_definition_name", "process_description", "paused", "schedule", "task_definitions",
     "overlap_action", "notifications", "misfire_policy", "misfire_grace_seconds",
-    "max_catch_up_runs",
+    "max_catch_up_runs", "parameters",
 })  # fmt: skip
 
 

@@ -194,6 +194,8 @@ class EnvironmentVariableSchema(WireSchema):
 class MountSchema(WireSchema):
     """`mount`: a named volume or a host path (checked against GNOMON_ALLOWED_BIND_PATHS)."""
 
+    quiet_defaults = {"read_only": True}
+
     type = _text(OneOf([member.value for member in MountType]))
     source = _text(Length(min=1, max=limits.MAX_PATH_CHARS), _NO_NUL)
     target = _text(*_PATH)
