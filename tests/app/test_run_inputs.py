@@ -281,6 +281,10 @@ def test_the_same_idempotency_key_returns_the_same_run(
     key = {"Idempotency-Key": "deploy-42"}
     first = started(client.post(f"{URL}/nightly/trigger", headers=key))
     assert started(client.post(f"{URL}/nightly/trigger", headers=key)) == first
+    single = {"task_definition_name": "load"}  # not compared: the key alone decides
+    assert started(client.post(f"{URL}/nightly/trigger", headers=key, query_string=single)) == (
+        first
+    )
     assert started(client.post(f"{URL}/other/trigger", headers=key)) != first  # per definition
     other_key = {"Idempotency-Key": "deploy-43"}
     assert started(client.post(f"{URL}/nightly/trigger", headers=other_key)) != first
