@@ -19,6 +19,7 @@ from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import LogEntry, MetadataEntry, db
+from scheduler.runs import Changes
 from scheduler.states import TaskStatus
 from scheduler.tokens import token_matches
 from scheduler.tx import write_transaction
@@ -56,6 +57,28 @@ def check_mounts(definition: ProcessDefinition, allowed: Sequence[str]) -> None:
             mount, problem = refused
             path = f"task_definitions.{index}.executable.docker_image_command.mounts.{mount}.source"
             raise DefinitionError.at(path, problem)
+
+
+def _start_keyed(
+    name: str,
+    key: str | None,
+    now: datetime,
+    actor: str,
+    only_task: str | None,
+    parameters: Mapping[str, str] | None,
+) -> tuple[str, Changes]:
+    """Start a manual run and claim `key` for it, or return the run `key` already started
+    (with no changes); IntegrityError if another process claimed `key` meanwhile."""
+    with write_transaction():  # the run, its key and its audit event, or none of them
+        earlier = idempotency.claimed_run(name, key, now)
+        if earlier is not None:
+            return earlier, Changes()
+        run_id, changes = runs.start_run(
+            name, trigger=f"manual:{actor}", now=now, only_task=only_task, parameters=parameters
+        )
+        idempotency.claim(name, key, run_id, now)
+        catalog.audit(actor, "trigger", name, run_id, now)
+    return run_id, changes
 
 
 class Scheduler:
@@ -133,19 +156,7 @@ class Scheduler:
             raise NotFound("task_definition", task_name)
         now = self.clock()
         try:
-            with write_transaction():  # the run, its key and its audit event, or none of them
-                earlier = idempotency.claimed_run(name, idempotency_key, now)
-                if earlier is not None:
-                    return earlier
-                run_id, changes = runs.start_run(
-                    name,
-                    trigger=f"manual:{actor}",
-                    now=now,
-                    only_task=task_name,
-                    parameters=parameters,
-                )
-                idempotency.claim(name, idempotency_key, run_id, now)
-                catalog.audit(actor, "trigger", name, run_id, now)
+            run_id, changes = _start_keyed(name, idempotency_key, now, actor, task_name, parameters)
         except IntegrityError:
             if idempotency_key is None:
                 raise
