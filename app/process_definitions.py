@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
 from app.errors import invalid
@@ -64,7 +66,7 @@ def delete_definition(name: str) -> Response:
 def trigger(name: str) -> Response:
     """Start a run now (of one task only, with `task_definition_name`), even when paused."""
     args = load_query(TRIGGER_ARGS, request.args)
-    body = TRIGGER_BODY.load(json_body()) if request.get_data(cache=True).strip() else {}
+    body = trigger_body()
     run_id = scheduler().trigger(
         name_param(name),
         task_name=args.get("task_definition_name"),
@@ -73,6 +75,14 @@ def trigger(name: str) -> Response:
         idempotency_key=idempotency_key(),
     )
     return no_content(Location=f"/api/processes/{run_id}")
+
+
+def trigger_body() -> dict[str, Any]:
+    """The trigger's optional JSON body; none (Sundial's clients send none) or null is `{}`."""
+    if not request.get_data(cache=True).strip():
+        return {}
+    data = json_body()
+    return {} if data is None else TRIGGER_BODY.load(data)
 
 
 def idempotency_key() -> str | None:

@@ -99,6 +99,7 @@ def test_bad_parameters_are_a_400_naming_them(
         pytest.param({}, id="no_body_no_content_type"),
         pytest.param({"data": b"", "content_type": "application/json"}, id="empty_json_body"),
         pytest.param({"json": {}}, id="empty_object"),
+        pytest.param({"data": b"null"}, id="null"),
     ],
 )
 def test_a_trigger_without_parameters_still_works(
