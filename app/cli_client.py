@@ -57,6 +57,13 @@ DEFAULTS: dict[str, Any] = {
     "misfire_policy": "run_once",
     "misfire_grace_seconds": 3600,
 }
+# Defaults that depend on where a key is: a mount is read-only unless it says not, a
+# container's root file system is writable unless it says not. Both sides of a comparison
+# get them filled in, as the service leaves them out.
+PLACED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mounts_item": {"read_only": True},
+    "docker_image_command": {"read_only": False},
+}
 # The top-level keys a definition can hold; anything else the service shows is its own state.
 DEFINITION_KEYS = frozenset({
     "process_definition_name", "process_description", "paused", "schedule", "task_definitions",
@@ -267,6 +274,7 @@ def normalize(value: Any, key: str | None = None) -> Any:
     if isinstance(value, dict):
         if key == "notifications_item" and isinstance(value.get("email"), str):
             value = {"email": value}  # the bare email form Sundial's docs use
+        value = {**PLACED_DEFAULTS.get(str(key), {}), **value}
         pairs = ((k, normalize(v, k)) for k, v in value.items())
         return {k: v for k, v in pairs if v is not None and not is_default(k, v)}
     if isinstance(value, list):

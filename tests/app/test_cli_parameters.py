@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from app.cli_client import parse_parameters, register
+from app.cli_client import normalize, parse_parameters, register
 
 
 def test_parameters_are_split_at_the_first_equals_sign() -> None:
@@ -26,3 +26,22 @@ def test_a_parameter_without_a_key_is_a_usage_error(value: str) -> None:
     )
     assert result.exit_code == 2
     assert f"{value!r} is not key=value" in result.output
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        pytest.param({"read_only": True}, {}, id="mount_read_only_by_default"),
+        pytest.param({"read_only": False}, {"read_only": False}, id="mount_writable"),
+    ],
+)
+def test_a_mount_compares_equal_to_its_stored_form(
+    written: dict[str, bool], stored: dict[str, bool]
+) -> None:
+    mount = {"type": "volume", "source": "v", "target": "/v"}
+    command = {"image": "busybox", "command": ["true"], "read_only": False}
+    wanted = {"mounts": [{**mount, **written}], **command}
+    current = {"mounts": [{**mount, **stored}], "image": "busybox", "command": ["true"]}
+    key = "docker_image_command"
+    assert normalize(wanted, key) == normalize(current, key)
+    assert normalize({**current, "read_only": True}, key) != normalize(current, key)
