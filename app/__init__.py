@@ -64,6 +64,7 @@ def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
         tick_seconds=settings["TICK_SECONDS"],
         on_time_seconds=settings["ON_TIME_SECONDS"],
         max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
+        allowed_bind_paths=settings_table.split_paths(settings["ALLOWED_BIND_PATHS"]),
         instance=settings["INSTANCE"],
         lease_seconds=settings["INSTANCE_LEASE_SECONDS"],
     )

@@ -47,15 +47,28 @@ DEFAULTS: dict[str, Any] = {
     "backoff_base_seconds": 0,
     "notifications": [],
     "time_zone": "UTC",
+    "mounts": [],
+    "labels": {},
+    "cap_drop": [],
+    "parameters": [],
+    "default": "",
+    "required": False,
     "buffer_seconds": 0,
     "misfire_policy": "run_once",
     "misfire_grace_seconds": 3600,
+}
+# Defaults that depend on where a key is: a mount is read-only unless it says not, a
+# container's root file system is writable unless it says not. Both sides of a comparison
+# get them filled in, as the service leaves them out.
+PLACED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mounts_item": {"read_only": True},
+    "docker_image_command": {"read_only": False},
 }
 # The top-level keys a definition can hold; anything else the service shows is its own state.
 DEFINITION_KEYS = frozenset({
     "process_definition_name", "process_description", "paused", "schedule", "task_definitions",
     "overlap_action", "notifications", "misfire_policy", "misfire_grace_seconds",
-    "max_catch_up_runs",
+    "max_catch_up_runs", "parameters",
 })  # fmt: skip
 
 
@@ -261,6 +274,7 @@ def normalize(value: Any, key: str | None = None) -> Any:
     if isinstance(value, dict):
         if key == "notifications_item" and isinstance(value.get("email"), str):
             value = {"email": value}  # the bare email form Sundial's docs use
+        value = {**PLACED_DEFAULTS.get(str(key), {}), **value}
         pairs = ((k, normalize(v, k)) for k, v in value.items())
         return {k: v for k, v in pairs if v is not None and not is_default(k, v)}
     if isinstance(value, list):
@@ -629,17 +643,41 @@ def wait_for_run(client: Client, process_id: str, watcher: RunWatcher | None) ->
         time.sleep(POLL_SECONDS)
 
 
+def parse_parameters(values: Sequence[str]) -> dict[str, str]:
+    """`key=value` options as a mapping; a usage error names one without `=`."""
+    parameters: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="-p/--param")
+        parameters[key] = text
+    return parameters
+
+
 @service_command("trigger")
 @click.argument("name")
 @click.option("--task", "task_name", help="Run only this task, ignoring its dependencies.")
 @click.option(
     "--wait", is_flag=True, help="Follow the run until it ends; exit status 0 only if it succeeded."
 )
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    callback=lambda _context, _option, values: parse_parameters(values),
+    help="A run parameter as key=value (repeatable).",
+)
 def trigger_command(
-    client: Client, as_json: bool, name: str, task_name: str | None, wait: bool
+    client: Client,
+    as_json: bool,
+    name: str,
+    task_name: str | None,
+    wait: bool,
+    params: dict[str, str],
 ) -> None:
     """Start a run of a definition now (even when paused)."""
-    process_id = client.trigger(name, task_name)
+    process_id = client.trigger(name, task_name, params)
     if not wait:
         done(as_json, "started", process_id=process_id)
         return

@@ -8,7 +8,7 @@ service that cannot be reached raises `Unreachable`. Both are `ClientError`s.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -135,10 +135,14 @@ class Client:
         """Let a paused definition's schedule fire again."""
         self.request("POST", definition_path(name) + "/resume")
 
-    def trigger(self, name: str, task: str | None = None) -> str:
+    def trigger(
+        self, name: str, task: str | None = None, parameters: Mapping[str, str] | None = None
+    ) -> str:
         """Start a run now (of one task only when `task` is given); the new run's id."""
         params = {"task_definition_name": task} if task else None
-        response = self.request("POST", definition_path(name) + "/trigger", params=params)
+        body = {"json": {"parameters": dict(parameters)}} if parameters else {}
+        path = definition_path(name) + "/trigger"
+        response = self.request("POST", path, params=params, **body)
         return response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
 
     def test_notifications(self, name: str) -> list[dict[str, Any]]:

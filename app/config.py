@@ -61,6 +61,11 @@ def _networks_problem(value: str) -> str | None:
     return None
 
 
+def split_paths(value: str) -> tuple[str, ...]:
+    """The paths of a comma-separated list, blanks dropped."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration key: its default, Python type, meaning and an optional check."""
@@ -148,6 +153,15 @@ SETTINGS: tuple[Setting, ...] = (
         "DOCKER_NETWORK_MODE", "bridge", str,
         "Docker network mode of task containers (bridge, host, or a network name).",
         lambda value: None if value else "must not be empty",
+    ),
+    Setting(
+        "ALLOWED_BIND_PATHS", "", str,
+        "Host directories (absolute, separated by commas) under which a task may bind-mount "
+        "a host path; empty allows none. Paths are resolved (symlinks, `..`) before the "
+        "check; the Docker socket is never allowed.",
+        lambda value: None if all(p.startswith("/") for p in split_paths(value)) else (
+            "must list absolute paths separated by commas"
+        ),
     ),
     Setting(
         "MAX_RUNNING_CONTAINERS", 16, int,

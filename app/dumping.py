@@ -55,11 +55,11 @@ def _converter(field: fields.Field) -> Convert:
         return lambda value: None if value is None else field._serialize(value, None, None)
     if isinstance(field, fields.UUID):
         return lambda value: None if value is None else str(value)
-    if isinstance(field, fields.String | fields.Integer):
+    if isinstance(field, fields.String | fields.Integer | fields.Dict):  # dicts: of strings
         return _same
     raise TypeError(f"dumper cannot convert a {type(field).__name__} field")
 
 
 def _same(value: Any) -> Any:
-    """Strings and integers are their own wire form."""
+    """Strings, integers and maps of strings are their own wire form."""
     return value

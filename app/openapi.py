@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from app.auth import Access, requires
 from app.metrics import gnomon_version
 from app.schemas import (
+    IDEMPOTENCY_KEY,
     UUID_PATTERN,
     DeliverySchema,
     ErrorSchema,
@@ -24,6 +25,7 @@ from app.schemas import (
     TaskFilterSchema,
     TaskSchema,
     TriggerArgsSchema,
+    TriggerBodySchema,
 )
 from app.state import gnomon
 from definitions.schemas import ProcessDefinitionSchema
@@ -33,6 +35,14 @@ bp = Blueprint("openapi", __name__, url_prefix="/api")
 SPEC_KEY = "gnomon.openapi"
 OPENAPI_VERSION = "3.0.3"
 
+IDEMPOTENCY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$"},
+    "description": "the same key for the same definition within 24 hours answers with the "
+    "first trigger's run (same Location) and starts nothing",
+}
 NAME = {"in": "path", "name": "name", "required": True, "schema": {"type": "string"},
         "description": "the process definition's name"}  # fmt: skip
 
@@ -117,7 +127,8 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
             "parameters": [NAME],
             "post": {
                 "summary": "Start a run now, even while paused",
-                "parameters": [{"in": "query", "schema": TriggerArgsSchema}],
+                "parameters": [{"in": "query", "schema": TriggerArgsSchema}, IDEMPOTENCY],
+                "requestBody": {"required": False, **json_content(ref("TriggerBody"))},
                 "responses": responses(
                     {
                         "204": {
@@ -339,6 +350,7 @@ def build_spec(max_callback_entries: int) -> dict[str, Any]:
         ("NotificationTest", NotificationTestSchema),
         ("Process", ProcessSchema),
         ("Error", ErrorSchema),
+        ("TriggerBody", TriggerBodySchema),
         ("ProcessDefinition", ProcessDefinitionSchema),
         ("RegisteredDefinition", RegisteredDefinitionSchema),
     ):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
 from app.auth import may_see_secrets
+from app.errors import invalid
 from app.http import actor, json_body, name_param, no_content
 from app.schemas import (
+    IDEMPOTENCY_KEY,
     DefinitionStateSchema,
     NotificationTestSchema,
     TriggerArgsSchema,
+    TriggerBodySchema,
     load_query,
 )
 from app.state import scheduler
@@ -20,6 +25,7 @@ from scheduler.views import DefinitionView
 bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definitions")
 
 TRIGGER_ARGS = TriggerArgsSchema()
+TRIGGER_BODY = TriggerBodySchema()
 STATE = DefinitionStateSchema()
 TEST_RESULT = NotificationTestSchema()
 
@@ -65,10 +71,34 @@ def delete_definition(name: str) -> Response:
 def trigger(name: str) -> Response:
     """Start a run now (of one task only, with `task_definition_name`), even when paused."""
     args = load_query(TRIGGER_ARGS, request.args)
+    body = trigger_body()
     run_id = scheduler().trigger(
-        name_param(name), task_name=args.get("task_definition_name"), actor=actor()
+        name_param(name),
+        task_name=args.get("task_definition_name"),
+        actor=actor(),
+        parameters=body.get("parameters"),
+        idempotency_key=idempotency_key(),
     )
     return no_content(Location=f"/api/processes/{run_id}")
+
+
+def trigger_body() -> dict[str, Any]:
+    """The trigger's optional JSON body; none (Sundial's clients send none) or null is `{}`."""
+    if not request.get_data(cache=True).strip():
+        return {}
+    data = json_body()
+    return {} if data is None else TRIGGER_BODY.load(data)
+
+
+def idempotency_key() -> str | None:
+    """The trigger's `Idempotency-Key` header, if any; 400 if it is not 1-255 printable ASCII."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+        problem = "must be 1 to 255 printable ASCII characters"
+        raise invalid({"Idempotency-Key": [problem]}, f"Idempotency-Key {problem}.")
+    return key
 
 
 @bp.post("/<name>/pause")

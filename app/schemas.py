@@ -10,9 +10,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, post_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
 
 import definitions.fields
+from definitions import limits
+from definitions.run_inputs import output_key_problem
 from definitions.schemas import ProcessDefinitionSchema
 from scheduler.queries import LOG_PAGE_MAX
 from scheduler.views import NewLogEntry, NewMetadataEntry
@@ -25,6 +27,8 @@ NO_NUL = r"^[^\u0000]*$"
 SHORT_TEXT_LENGTH = 255  # the width of the columns that hold a source or a key
 MAX_MESSAGE_LENGTH = 64 * 1024  # characters of one callback's log message or metadata value
 MAX_LIMIT = 2**31 - 1  # larger LIMITs overflow SQLite's integer
+MAX_PARAMETER_LENGTH = limits.MAX_ENV_VALUE_CHARS  # a parameter becomes an environment variable
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")  # printable ASCII, 1-255
 
 ISO_DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}(:\d{2})?)?", re.ASCII
@@ -117,6 +121,13 @@ class MetadataEntrySchema(Schema):
     key = Text(required=True, max_length=SHORT_TEXT_LENGTH)
     value = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
 
+    @validates("key")
+    def _output_name(self, key: str, **kwargs: Any) -> None:
+        """A key `output.<name>` publishes an output, whose name has rules of its own."""
+        problem = output_key_problem(key)
+        if problem is not None:
+            raise ValidationError(problem)
+
     @post_load
     def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewMetadataEntry:
         """The scheduler's value for a posted metadata entry."""
@@ -150,6 +161,11 @@ class TaskSchema(Schema):
     attempt = fields.Integer(required=True, metadata={"description": "1-based attempt number"})
     exit_code = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
+    outputs = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "named outputs the attempt published (metadata `output.*`)"},
+    )
 
 
 class DeliverySchema(Schema):
@@ -203,6 +219,11 @@ class ProcessSchema(Schema):
         fields.Nested(DeliverySchema),
         dump_default=list,
         metadata={"description": "what the run's end notified, and how each delivery went"},
+    )
+    parameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "the run's parameter values (defaults filled in)"},
     )
 
 
@@ -289,6 +310,17 @@ class TriggerArgsSchema(Schema):
         unknown = EXCLUDE
 
     task_definition_name = Text(metadata={"description": "run only this task, ignoring its deps"})
+
+
+class TriggerBodySchema(Schema):
+    """The optional JSON body of POST /api/process_definitions/{name}/trigger."""
+
+    parameters = fields.Dict(
+        keys=Text(max_length=SHORT_TEXT_LENGTH),
+        values=Text(max_length=MAX_PARAMETER_LENGTH),
+        load_default=dict,
+        metadata={"description": "values of the definition's parameters, by name (strings)"},
+    )
 
 
 class ErrorSchema(Schema):

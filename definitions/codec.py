@@ -15,14 +15,17 @@ from .model import (
     DockerImageCommand,
     EmailNotification,
     EnvironmentVariable,
+    Mount,
     Notification,
     PagerdutyNotification,
+    Parameter,
     ProcessDefinition,
     Schedule,
     TaskDefinition,
     TaskDependency,
     WebhookNotification,
 )
+from .run_inputs import check_variable_names
 from .schemas import ProcessDefinitionSchema
 
 # Schemas are stateless once built; building one per request would dominate a PUT.
@@ -38,6 +41,7 @@ def parse_definition(data: object, *, url_name: str | None = None) -> ProcessDef
     except ValidationError as error:
         raise DefinitionError.from_messages(error.messages) from None
     check_graph(definition)
+    check_variable_names(definition)
     if url_name is not None and definition.process_definition_name != url_name:
         raise DefinitionError.at(
             "process_definition_name",
@@ -71,6 +75,7 @@ def definition_from_json(text: str) -> ProcessDefinition:
             "task_definitions": tuple(_task(task) for task in data["task_definitions"]),
             "schedule": _schedule(data.get("schedule")),
             "notifications": tuple(_notification(n) for n in data.get("notifications", ())),
+            "parameters": tuple(Parameter(**p) for p in data.get("parameters", ())),
         }
     )
 
@@ -97,8 +102,16 @@ def _executable(data: dict[str, Any]) -> DockerImageCommand:
             "task_role_arn": data.get("taskRoleArn"),
             "log_paths": tuple(data.get("log_paths", ())),
             "environment_variables": tuple(EnvironmentVariable(**v) for v in variables),
+            "mounts": tuple(Mount(**m) for m in data.get("mounts", ())),
+            "entrypoint": _optional_tuple(data.get("entrypoint")),
+            "cap_drop": tuple(data.get("cap_drop", ())),
         }
     )
+
+
+def _optional_tuple(items: list[str] | None) -> tuple[str, ...] | None:
+    """A stored optional list as a tuple; None stays None."""
+    return None if items is None else tuple(items)
 
 
 def _schedule(data: dict[str, Any] | None) -> Schedule | None:

@@ -41,3 +41,24 @@ MIN_BACKOFF_EXPONENT = 1.0
 MAX_RETRY_DELAY = timedelta(days=1)
 # next_fire_time gives up (DefinitionError) rather than search further than this.
 MAX_SEARCH_YEARS = 50
+
+# Container options, run parameters and task outputs (docs/api.md has the rules).
+MAX_MOUNTS = 32
+MAX_LABELS = 64
+MAX_LABEL_VALUE_CHARS = 4096
+MAX_CAP_DROP = 64
+MAX_PATH_CHARS = 4096
+# An absolute path without a `..` segment (a bind source is also resolved at check time).
+ABSOLUTE_PATH_PATTERN = r"^(?!.*/\.\.(/|$))/[^\u0000]*$"
+VOLUME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+# A network name or mode; `container:<id>` (another container's namespaces) does not match.
+NETWORK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+USER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$"
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,254}$"
+CAPABILITY_PATTERN = r"^[A-Z][A-Z_]{0,63}$"
+RESERVED_LABEL_PREFIX = "gnomon."
+MAX_PARAMETERS = 64
+PARAMETER_NAME_PATTERN = ENV_NAME_PATTERN
+MAX_OUTPUTS = 32  # named outputs one attempt may publish
+MAX_OUTPUT_CHARS = 64 * 1024  # characters of one output's value
+OUTPUT_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"

@@ -1,5 +1,6 @@
 """Wire models of a process definition as frozen dataclasses, field names as on the wire."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -39,6 +40,23 @@ class EnvironmentVariable:
     value: str = field(repr=False)  # it may be a secret, and definitions end up in logs
 
 
+class MountType(StrEnum):
+    """What a mount's `source` names: a Docker named volume or a host path."""
+
+    VOLUME = "volume"
+    BIND = "bind"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A named volume or host directory mounted into a task container (read-only by default)."""
+
+    type: str
+    source: str
+    target: str
+    read_only: bool = True
+
+
 @dataclass(frozen=True)
 class DockerImageCommand:
     """A Docker image and the command to run in it."""
@@ -51,6 +69,26 @@ class DockerImageCommand:
     task_role_arn: str | None = None  # wire name `taskRoleArn`; unused, kept for round trips
     log_paths: tuple[str, ...] = ()
     environment_variables: tuple[EnvironmentVariable, ...] = ()
+    # Container options (Gnomon's additions): see docs/api.md, "Container options".
+    mounts: tuple[Mount, ...] = ()
+    user: str | None = None
+    working_dir: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    network: str | None = None
+    shm_size: int | None = None  # MiB, like `memory`
+    read_only: bool = False
+    cap_drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A run parameter: given at trigger time, else its default; `GNOMON_PARAM_<NAME>`."""
+
+    name: str
+    default: str = ""
+    required: bool = False
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +177,7 @@ class ProcessDefinition:
     misfire_policy: str = MisfirePolicy.RUN_ONCE.value
     misfire_grace_seconds: int = 3600
     max_catch_up_runs: int | None = None
+    parameters: tuple[Parameter, ...] = ()
 
     def task(self, name: str) -> TaskDefinition:
         """Return the task called `name`; KeyError if there is none."""

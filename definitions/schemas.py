@@ -9,6 +9,7 @@ clients in other languages often send `null` for an optional field, so `null` is
 "absent" (and gets the default) wherever a field is optional.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -35,9 +36,12 @@ from .model import (
     EmailNotification,
     EnvironmentVariable,
     MisfirePolicy,
+    Mount,
+    MountType,
     NotifyWhen,
     OverlapAction,
     PagerdutyNotification,
+    Parameter,
     ProcessDefinition,
     TaskDefinition,
     TaskDependency,
@@ -53,6 +57,19 @@ _NAME = FullMatch(
 _NO_NUL = FullMatch(limits.NO_NUL_PATTERN, error="Must not contain NUL characters.")
 _URL = FullMatch(limits.URL_PATTERN, error="Must be an http:// or https:// URL.")
 _SECONDS = Range(min=0, max=limits.MAX_INT)
+_ABSOLUTE_PATH = FullMatch(
+    limits.ABSOLUTE_PATH_PATTERN, error="Must be an absolute path without '..' segments."
+)
+_PATH = [Length(max=limits.MAX_PATH_CHARS), _ABSOLUTE_PATH]
+_VOLUME_SOURCE = "Must be a volume name (letters, digits, '_', '.', '-'); a host path needs 'bind'."
+_BIND_SOURCE = "Must be an absolute host path without '..' segments."
+# Options a task may never set, each with the rule that forbids it.
+_NEVER_ALLOWED = {
+    "privileged": "privileged containers are never allowed: a task must not be root on the host",
+    "cap_add": "adding capabilities is never allowed: a task may only drop them (cap_drop)",
+    "devices": "host devices are never allowed in a task container",
+    "security_opt": "security options are never allowed: they can turn confinement off",
+}
 # apispec copies these onto the property of each union, so OpenAPI says "exactly one key".
 _ONE_KEY = {"minProperties": 1, "maxProperties": 1}
 
@@ -84,6 +101,10 @@ class WireSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    # Gnomon's additive fields left out of a dump while at their default, so that a
+    # definition that does not use them reads back (and is stored) exactly as before.
+    quiet_defaults: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._nullable = frozenset(
@@ -99,8 +120,13 @@ class WireSchema(Schema):
 
     @post_dump
     def _omit_none(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Canonical output leaves out fields that have no value."""
-        return {key: value for key, value in data.items() if value is not None}
+        """Canonical output leaves out fields that have no value, or a quiet default."""
+        quiet = self.quiet_defaults
+        return {
+            key: value
+            for key, value in data.items()
+            if value is not None and (key not in quiet or value != quiet[key])
+        }
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
@@ -167,8 +193,35 @@ class EnvironmentVariableSchema(WireSchema):
         return _build(EnvironmentVariable, data)
 
 
+class MountSchema(WireSchema):
+    """`mount`: a named volume or a host path (checked against GNOMON_ALLOWED_BIND_PATHS)."""
+
+    quiet_defaults = {"read_only": True}
+
+    type = _text(OneOf([member.value for member in MountType]))
+    source = _text(Length(min=1, max=limits.MAX_PATH_CHARS), _NO_NUL)
+    target = _text(*_PATH)
+    read_only = _optional(StrictBoolean, True)
+
+    @validates_schema
+    def _source_fits_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A volume's source is a volume name; a bind's an absolute path."""
+        if data["type"] == MountType.VOLUME:
+            rule, problem = limits.VOLUME_NAME_PATTERN, _VOLUME_SOURCE
+        else:
+            rule, problem = limits.ABSOLUTE_PATH_PATTERN, _BIND_SOURCE
+        if re.fullmatch(rule, data["source"]) is None:
+            raise ValidationError({"source": [problem]})
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Mount:
+        return _build(Mount, data)
+
+
 class DockerImageCommandSchema(WireSchema):
     """`docker_image_command`."""
+
+    quiet_defaults = {"mounts": [], "labels": {}, "read_only": False, "cap_drop": []}
 
     image = _text(Length(min=1, max=limits.MAX_IMAGE_CHARS), _NO_NUL)
     tag = _optional(Text, "latest", validate=[Length(min=1, max=limits.MAX_TAG_CHARS), _NO_NUL])
@@ -194,6 +247,62 @@ class DockerImageCommandSchema(WireSchema):
         cls_or_instance=fields.Nested(EnvironmentVariableSchema),
         validate=Length(max=limits.MAX_ENV_VARS),
     )
+    mounts = _optional(
+        fields.List,
+        (),
+        cls_or_instance=fields.Nested(MountSchema),
+        validate=Length(max=limits.MAX_MOUNTS),
+    )
+    user = _optional(
+        Text, validate=FullMatch(limits.USER_PATTERN, error="Must be a user or user:group.")
+    )
+    working_dir = _optional(Text, validate=_PATH)
+    entrypoint = _optional(
+        fields.List,
+        cls_or_instance=Text(validate=[Length(max=limits.MAX_COMMAND_ITEM_CHARS), _NO_NUL]),
+        validate=Length(min=1, max=limits.MAX_COMMAND_ITEMS),
+    )
+    labels = _optional(
+        fields.Dict,
+        dict,
+        keys=Text(validate=FullMatch(limits.LABEL_KEY_PATTERN, error="Must be a label key.")),
+        values=Text(validate=[Length(max=limits.MAX_LABEL_VALUE_CHARS), _NO_NUL]),
+        validate=Length(max=limits.MAX_LABELS),
+    )
+    network = _optional(
+        Text,
+        validate=FullMatch(
+            limits.NETWORK_PATTERN,
+            error="Must be a network name, bridge, host or none; 'container:' modes are refused.",
+        ),
+    )
+    shm_size = _optional(StrictInteger, validate=Range(min=1, max=limits.MAX_INT))
+    read_only = _optional(StrictBoolean, False)
+    cap_drop = _optional(
+        fields.List,
+        (),
+        cls_or_instance=Text(
+            validate=FullMatch(limits.CAPABILITY_PATTERN, error="Must be a capability name.")
+        ),
+        validate=Length(max=limits.MAX_CAP_DROP),
+    )
+
+    @pre_load
+    def _refuse_never_allowed(self, data: Any, **kwargs: Any) -> Any:
+        """Name the rule that forbids an option, instead of 'Unknown field'."""
+        if isinstance(data, Mapping):
+            refused = {key: [rule] for key, rule in _NEVER_ALLOWED.items() if key in data}
+            if refused:
+                raise ValidationError(refused)
+        return data
+
+    @validates_schema
+    def _own_labels(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Labels under `gnomon.` are Gnomon's own: it finds its containers by them."""
+        for key in data["labels"]:
+            if key.lower().startswith(limits.RESERVED_LABEL_PREFIX):
+                problem = f"labels starting with {limits.RESERVED_LABEL_PREFIX!r} are reserved"
+                raise ValidationError({"labels": {key: [problem]}})
 
     @validates_schema
     def _unique_variables(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -220,6 +329,28 @@ class ExecutableSchema(UnionSchema):
     unsupported = frozenset({"shell_script_command", "batch_image_command", "emr_command"})
 
     docker_image_command = fields.Nested(DockerImageCommandSchema)
+
+
+class ParameterSchema(WireSchema):
+    """`parameter`: a run parameter, given at trigger time or taken from its default."""
+
+    name = _text(
+        FullMatch(limits.PARAMETER_NAME_PATTERN, error="Must be a shell variable name."),
+        Length(max=limits.MAX_TEXT_CHARS),
+    )
+    default = _optional(Text, "", validate=[Length(max=limits.MAX_ENV_VALUE_CHARS), _NO_NUL])
+    required = _optional(StrictBoolean, False)
+    description = _optional(Text, validate=[Length(max=limits.MAX_TEXT_CHARS), _NO_NUL])
+
+    @validates_schema
+    def _required_or_default(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A required parameter is always given, so a default would never be used."""
+        if data["required"] and data["default"]:
+            raise ValidationError({"default": ["a required parameter has no default"]})
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Parameter:
+        return _build(Parameter, data)
 
 
 class TaskDependencySchema(WireSchema):
@@ -376,6 +507,8 @@ class NotificationSchema(UnionSchema):
 class ProcessDefinitionSchema(WireSchema):
     """`process_definition`."""
 
+    quiet_defaults = {"parameters": []}
+
     process_definition_name = _text(_NAME)
     task_definitions = fields.List(
         fields.Nested(TaskDefinitionSchema),
@@ -397,6 +530,23 @@ class ProcessDefinitionSchema(WireSchema):
     misfire_policy = _choice(MisfirePolicy, MisfirePolicy.RUN_ONCE.value)
     misfire_grace_seconds = _optional(StrictInteger, 3600, validate=_SECONDS)
     max_catch_up_runs = _optional(StrictInteger, validate=Range(min=1, max=limits.MAX_INT))
+    parameters = _optional(
+        fields.List,
+        (),
+        cls_or_instance=fields.Nested(ParameterSchema),
+        validate=Length(max=limits.MAX_PARAMETERS),
+    )
+
+    @validates_schema
+    def _scheduled_runs_have_values(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A scheduled run takes the defaults, so a schedule rules out required parameters."""
+        if data.get("schedule") is None:
+            return
+        for index, parameter in enumerate(data["parameters"]):
+            if parameter.required:
+                problem = "a scheduled definition cannot require a parameter (scheduled runs "
+                problem += "use the defaults)"
+                raise ValidationError({"parameters": {index: {"required": [problem]}}})
 
     @pre_load
     def _drop_server_fields(self, data: Any, **kwargs: Any) -> Any:

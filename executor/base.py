@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Protocol
 
+from executor.container_options import ContainerOptions
+
 # Names of environment variables that hold secrets (GNOMON_TASK_TOKEN among them): their
 # values must never reach a log, so every text made from an environment redacts them.
 SECRET_NAME = re.compile("TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
@@ -48,6 +50,7 @@ class AttemptSpec:
     cpu_units: int | None = None
     log_paths: tuple[str, ...] = ()
     max_runtime_seconds: int | None = None
+    options: ContainerOptions = field(default_factory=ContainerOptions)
 
     def __repr__(self) -> str:
         """Every field, secret values of `environment` redacted: specs end up in logs."""

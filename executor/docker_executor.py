@@ -38,6 +38,7 @@ from executor.base import (
     LogLine,
     Outcome,
 )
+from executor.container_options import docker_arguments
 from executor.logs import (
     STREAM_SOURCES,
     AttemptLog,
@@ -425,15 +426,16 @@ class DockerExecutor:
             limits.update(mem_limit=memory, memswap_limit=memory)  # equal: no swap on top
         if spec.cpu_units is not None:
             limits["nano_cpus"] = int(spec.cpu_units * _NANO_CPUS_PER_UNIT)
-        host_config = api.create_host_config(network_mode=self._settings.network_mode, **limits)
+        labels = self._labels(spec)
+        create, host = docker_arguments(spec.options, self._settings.network_mode, labels)
         return {
             "image": spec.image_ref,
             "command": list(spec.command) or None,
             "environment": dict(spec.environment),
-            "labels": self._labels(spec),
-            "host_config": host_config,
+            "host_config": api.create_host_config(**host, **limits),
             "name": name,
             "detach": True,
+            **create,  # the task's container options, and the labels
         }
 
     def _labels(self, spec: AttemptSpec) -> dict[str, str]:

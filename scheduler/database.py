@@ -12,7 +12,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_operations
 
-from scheduler.models import MODELS, Delivery, SchemaVersion, UTCDateTimeField, db
+from scheduler.models import MODELS, Delivery, SchemaVersion, TriggerKey, UTCDateTimeField, db
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,18 @@ def _notification_outbox(database: Database) -> None:
     )
 
 
-MIGRATIONS: dict[int, Migration] = {2: _instance_leases, 3: _notification_outbox}
+def _run_parameters_and_trigger_keys(database: Database) -> None:
+    """Version 5: a run's parameter values, and the idempotency keys of triggers."""
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.add_column("run", "parameters", TextField(null=True)))
+    database.create_tables([TriggerKey])
+
+
+MIGRATIONS: dict[int, Migration] = {
+    2: _instance_leases,
+    3: _notification_outbox,
+    5: _run_parameters_and_trigger_keys,
+}
 
 
 class HideQueryParameters(logging.Filter):

@@ -9,6 +9,7 @@ this module only gathers facts, applies after-commit effects and builds specs.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 from peewee import InterfaceError, OperationalError, PeeweeException, fn
 
-from definitions import definition_from_json
+from definitions import DockerImageCommand, definition_from_json
+from definitions.run_inputs import ancestors, input_environment, parameter_environment
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
-from scheduler import instances, runs
+from executor.container_options import ContainerOptions, MountSpec, options_problem
+from scheduler import instances, queries, runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
 from scheduler.runs import Changes
@@ -50,6 +53,8 @@ class SchedulerSettings:
     def lease(self) -> timedelta:
         """How long an instance's lease lasts without a heartbeat."""
         return timedelta(seconds=self.lease_seconds)
+
+    allowed_bind_paths: tuple[str, ...] = ()  # host directories a task may bind-mount
 
 
 class Engine:
@@ -213,7 +218,9 @@ class Engine:
     def _start(self, task: Task, now: datetime) -> bool:
         """Start one claimed attempt; False if the engine is unavailable."""
         try:
-            self.executor.start(self.spec_for(task))
+            spec = self.spec_for(task)
+            if not self._refused(spec, now):
+                self.executor.start(spec)
         except EngineUnavailable as exc:
             log.warning("container engine unavailable, %s waits: %s", task.id, exc)
             runs.mark_waiting(task.id)
@@ -226,6 +233,16 @@ class Engine:
             reason = "could not start: internal error"
             self.attempt_finished(Outcome(task.id, Ending.START_FAILED, None, now, reason=reason))
         self._unhanded.discard(task.id)
+        return True
+
+    def _refused(self, spec: AttemptSpec, now: datetime) -> bool:
+        """Fail an attempt whose mounts this host refuses now (checked at PUT too, but the
+        allow-list or the host's symlinks may have changed since)."""
+        refused = options_problem(spec.options, self.settings.allowed_bind_paths)
+        if refused is None:
+            return False
+        reason = f"refused: mounts.{refused[0]}: {refused[1]}"
+        self.attempt_finished(Outcome(spec.task_id, Ending.START_FAILED, None, now, reason=reason))
         return True
 
     def next_wake(self, now: datetime) -> datetime:
@@ -332,6 +349,9 @@ class Engine:
         definition = definition_from_json(run.definition_body)
         command = definition.task(task.task_name).executable
         env = {v.variable_name: v.value for v in command.environment_variables}
+        env.update(parameter_environment(json.loads(run.parameters or "{}")))
+        inputs = ancestors(definition, task.task_name)
+        env.update(input_environment(queries.latest_outputs(task.run_id, inputs)))
         env.update(self._gnomon_env(task))
         return AttemptSpec(
             task_id=task.id,
@@ -347,6 +367,7 @@ class Engine:
             cpu_units=command.cpu,
             log_paths=tuple(command.log_paths),
             max_runtime_seconds=definition.task(task.task_name).max_runtime_seconds,
+            options=container_options(command),
         )
 
     def _gnomon_env(self, task: Task) -> dict[str, str]:
@@ -383,6 +404,21 @@ class Engine:
             .tuples()
         )
         return [InFlight(self.spec_for(t), _as_time(newest.get(t.id)), owner) for t in tasks]
+
+
+def container_options(command: DockerImageCommand) -> ContainerOptions:
+    """The executor's container options of a task's `docker_image_command`."""
+    return ContainerOptions(
+        mounts=tuple(MountSpec(m.type, m.source, m.target, m.read_only) for m in command.mounts),
+        user=command.user,
+        working_dir=command.working_dir,
+        entrypoint=command.entrypoint,
+        labels=dict(command.labels),
+        network=command.network,
+        shm_size_mib=command.shm_size,
+        read_only=command.read_only,
+        cap_drop=command.cap_drop,
+    )
 
 
 def _as_time(value: object) -> datetime | None:

@@ -88,6 +88,7 @@ class Run(BaseModel):
     only_task = CharField(null=True, max_length=NAME_LENGTH)
     kill_requested_at = UTCDateTimeField(null=True)
     reason = TextField(null=True)
+    parameters = TextField(null=True)  # JSON object of the run's parameter values
 
     class Meta:
         indexes = (
@@ -97,6 +98,18 @@ class Run(BaseModel):
             (("status", "started_at"), False),
             (("definition_name", "ended_at"), False),  # a finished run's predecessors
         )
+
+
+class TriggerKey(BaseModel):
+    """An `Idempotency-Key` a trigger carried, and the run it started."""
+
+    definition_name = CharField(max_length=NAME_LENGTH)
+    key = CharField(max_length=255)
+    run_id = CharField(max_length=36)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("definition_name", "key"), True),)  # one run per key, however they race
 
 
 class Task(BaseModel):
@@ -225,6 +238,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Definition,
     DefinitionVersion,
     Run,
+    TriggerKey,
     Task,
     LogEntry,
     MetadataEntry,

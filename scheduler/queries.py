@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 from peewee import Function, ModelSelect, Tuple, fn
 
 from definitions import definition_from_json
+from definitions.run_inputs import output_name
 from scheduler.errors import NotFound
 from scheduler.models import Definition, Delivery, LogEntry, MetadataEntry, Run, Task
 from scheduler.states import RunStatus, wire_run_statuses
@@ -55,6 +57,7 @@ RUN_VIEW_FIELDS = (
     Run.ended_at,
     Run.trigger,
     Run.reason,
+    Run.parameters,
 )
 
 # What an attempt's view shows (not its container id or backoff time), in TaskView's order.
@@ -130,6 +133,36 @@ def list_tasks(f: TaskFilter) -> list[TaskView]:
     return _task_views(list(query.tuples()))
 
 
+def latest_outputs(run_id: str, task_names: Collection[str]) -> dict[str, dict[str, str]]:
+    """The outputs of the newest attempt of each of `task_names` in the run, by task name."""
+    if not task_names:
+        return {}
+    newest = (
+        Task.select(Task.task_name, fn.MAX(Task.attempt).alias("attempt"))
+        .where((Task.run == run_id) & Task.task_name.in_(list(task_names)))
+        .group_by(Task.task_name)
+    )
+    entries = (
+        MetadataEntry.select(Task.task_name, MetadataEntry.key, MetadataEntry.value)
+        .join(Task)
+        .join(newest, on=_same_attempt(newest))
+        .where(Task.run == run_id)
+        .order_by(MetadataEntry.when)
+        .tuples()
+    )
+    outputs: dict[str, dict[str, str]] = defaultdict(dict)
+    for task_name, key, value in entries:
+        name = output_name(key)
+        if name is not None:
+            outputs[task_name][name] = value
+    return dict(outputs)
+
+
+def _same_attempt(newest: ModelSelect) -> object:
+    """Join condition: the attempt is the one `newest` names for its task."""
+    return (Task.task_name == newest.c.task_name) & (Task.attempt == newest.c.attempt)
+
+
 def _within(query: ModelSelect, field: object, start: object, end: object) -> ModelSelect:
     """Restrict `query` to rows whose `field` lies in [start, end]."""
     if start is not None:
@@ -187,6 +220,7 @@ def _run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[Delivery
         reason=run.reason,
         tasks=tuple(tasks),
         notifications=tuple(deliveries),
+        parameters=json.loads(run.parameters or "{}"),
     )
 
 

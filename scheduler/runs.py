@@ -8,14 +8,16 @@ the same moment changes nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from peewee import IntegrityError
 
 from definitions import ProcessDefinition, continuous_next, definition_from_json
+from definitions.run_inputs import resolve_parameters
 from executor import Ending, Outcome
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Definition, Run, Task, TaskReport
@@ -71,13 +73,18 @@ def start_run(
     only_task: str | None = None,
     scheduled_for: datetime | None = None,
     queue: bool = False,
+    parameters: Mapping[str, str] | None = None,
 ) -> tuple[str | None, Changes]:
-    """Start (or queue) a run of definition `name` under its overlap rule; returns its id."""
+    """Start (or queue) a run of definition `name` under its overlap rule; returns its id.
+
+    `parameters` are the values given for the run; DefinitionError (nothing written) if
+    one is unknown or a required one is missing.
+    """
     with write_transaction():
         row = lock_definition(name)
         if row is None:
             raise NotFound("process_definition", name)
-        return _start_locked(row, trigger, now, only_task, scheduled_for, queue)
+        return _start_locked(row, trigger, now, only_task, scheduled_for, queue, parameters)
 
 
 def fire(
@@ -118,9 +125,11 @@ def _start_locked(
     only_task: str | None,
     scheduled_for: datetime | None,
     queue: bool,
+    parameters: Mapping[str, str] | None = None,
 ) -> tuple[str | None, Changes]:
     """Start a run of the locked definition `row`, applying its overlap rule."""
     definition = definition_from_json(row.body)
+    values = resolve_parameters(definition, parameters or {})
     active = list(
         Run.select().where((Run.definition_name == row.name) & Run.status.in_(ACTIVE_RUN))
     )
@@ -141,7 +150,7 @@ def _start_locked(
         for run in active:
             changes.merge(_kill_locked(run, now))
     status = RunStatus.RUNNING if decision is Overlap.START else RunStatus.QUEUED
-    run = _insert_run(row, definition, status, trigger, now, only_task, scheduled_for)
+    run = _insert_run(row, definition, status, trigger, now, only_task, scheduled_for, values)
     if status is RunStatus.RUNNING:
         changes.started.append(run.id)
         changes.merge(_advance_locked(run, now))
@@ -158,8 +167,9 @@ def _insert_run(
     now: datetime,
     only_task: str | None,
     scheduled_for: datetime | None,
+    parameters: Mapping[str, str],
 ) -> Run:
-    """Insert a run carrying its own copy of the definition."""
+    """Insert a run carrying its own copy of the definition and its parameter values."""
     return Run.create(
         id=str(uuid.uuid4()),
         definition_name=row.name,
@@ -170,6 +180,7 @@ def _insert_run(
         trigger=trigger,
         scheduled_for=scheduled_for,
         only_task=only_task,
+        parameters=json.dumps(dict(parameters)) if parameters else None,
     )
 
 

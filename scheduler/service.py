@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from peewee import PeeweeException
+from peewee import IntegrityError, PeeweeException
 from prometheus_client import CollectorRegistry
 
-from definitions import ProcessDefinition
+from definitions import DefinitionError, ProcessDefinition
+from definitions.run_inputs import check_output_count, output_name
 from executor import Executor
-from scheduler import catalog, queries, runs
-from scheduler.engine import Engine, SchedulerSettings
+from executor.container_options import options_problem
+from scheduler import catalog, idempotency, queries, runs
+from scheduler.engine import Engine, SchedulerSettings, container_options
 from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
@@ -20,6 +22,7 @@ from scheduler.models import LogEntry, MetadataEntry, db
 from scheduler.notify.metrics import NotifyMetrics
 from scheduler.notify.sender import Sender, TestResult
 from scheduler.notify.settings import NotifySettings
+from scheduler.runs import Changes
 from scheduler.states import TaskStatus
 from scheduler.tokens import token_matches
 from scheduler.tx import write_transaction
@@ -38,6 +41,47 @@ def utc_now() -> datetime:
 def _has_task(view: DefinitionView, task_name: str) -> bool:
     """Whether the definition has a task called `task_name`."""
     return any(t.task_definition_name == task_name for t in view.definition.task_definitions)
+
+
+def _check_outputs(task_id: str, rows: list[dict]) -> None:
+    """An attempt publishes at most MAX_OUTPUTS outputs (metadata `output.<name>`)."""
+    new = [output_name(row["key"]) for row in rows]
+    if any(name is not None for name in new):
+        stored = MetadataEntry.select(MetadataEntry.key).where(MetadataEntry.task == task_id)
+        names = [output_name(key) for (key,) in stored.tuples()] + new
+        check_output_count(name for name in names if name is not None)
+
+
+def check_mounts(definition: ProcessDefinition, allowed: Sequence[str]) -> None:
+    """DefinitionError naming the first mount this host refuses (bind paths, the socket)."""
+    for index, task in enumerate(definition.task_definitions):
+        refused = options_problem(container_options(task.executable), allowed)
+        if refused is not None:
+            mount, problem = refused
+            path = f"task_definitions.{index}.executable.docker_image_command.mounts.{mount}.source"
+            raise DefinitionError.at(path, problem)
+
+
+def _start_keyed(
+    name: str,
+    key: str | None,
+    now: datetime,
+    actor: str,
+    only_task: str | None,
+    parameters: Mapping[str, str] | None,
+) -> tuple[str, Changes]:
+    """Start a manual run and claim `key` for it, or return the run `key` already started
+    (with no changes); IntegrityError if another process claimed `key` meanwhile."""
+    with write_transaction():  # the run, its key and its audit event, or none of them
+        earlier = idempotency.claimed_run(name, key, now)
+        if earlier is not None:
+            return earlier, Changes()
+        run_id, changes = runs.start_run(
+            name, trigger=f"manual:{actor}", now=now, only_task=only_task, parameters=parameters
+        )
+        idempotency.claim(name, key, run_id, now)
+        catalog.audit(actor, "trigger", name, run_id, now)
+    return run_id, changes
 
 
 class Scheduler:
@@ -90,6 +134,7 @@ class Scheduler:
         self, definition: ProcessDefinition, *, actor: str
     ) -> tuple[DefinitionView, bool]:
         """Create or update a definition; True when it was created."""
+        check_mounts(definition, self.engine.settings.allowed_bind_paths)
         with write_transaction():  # the answer is read in the write: a 503 means nothing stored
             created = catalog.save(definition, actor=actor, now=self.clock())
             view = queries.get_definition(definition.process_definition_name)
@@ -114,16 +159,30 @@ class Scheduler:
 
     # ----------------------------------------------------------------- runs
 
-    def trigger(self, name: str, *, task_name: str | None = None, actor: str) -> str:
-        """Start a run now (or queue it behind the current one); returns its id."""
+    def trigger(
+        self,
+        name: str,
+        *,
+        task_name: str | None = None,
+        actor: str,
+        parameters: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run now (or queue it behind the current one); returns its id.
+
+        With `idempotency_key`, a key this definition's triggers used in the last 24 hours
+        returns that trigger's run and starts nothing.
+        """
         if task_name is not None and not _has_task(queries.get_definition(name), task_name):
             raise NotFound("task_definition", task_name)
         now = self.clock()
-        with write_transaction():  # the run and its audit event, or neither
-            run_id, changes = runs.start_run(
-                name, trigger=f"manual:{actor}", now=now, only_task=task_name
-            )
-            catalog.audit(actor, "trigger", name, run_id, now)
+        try:
+            run_id, changes = _start_keyed(name, idempotency_key, now, actor, task_name, parameters)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # another process stored the same key first: its run is the answer
+            return idempotency.winner(name, idempotency_key, now)
         self.engine.apply(changes)
         return run_id
 
@@ -159,13 +218,21 @@ class Scheduler:
             {"id": e.id, "task": task_id, "when": e.when, "key": e.key, "value": e.value}
             for e in entries
         ]
-        self._insert_entries(task_id, MetadataEntry, rows)
+        self._insert_entries(task_id, MetadataEntry, rows, check=_check_outputs)
 
-    def _insert_entries(self, task_id: str, model: type, rows: list[dict]) -> None:
+    def _insert_entries(
+        self,
+        task_id: str,
+        model: type,
+        rows: list[dict],
+        check: Callable[[str, list[dict]], None] | None = None,
+    ) -> None:
         """Insert callback entries idempotently, after checking the attempt exists and has
         not ended (in the same transaction, so that nothing is stored late)."""
         with write_transaction():
             runs.lock_unended_attempt(task_id)
+            if check is not None:
+                check(task_id, rows)
             if rows:
                 model.insert_many(rows).on_conflict_ignore().execute()
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from definitions import ProcessDefinition
+from definitions.run_inputs import output_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class TaskView:
         return self.started_at or self.created_at
 
     @property
+    def outputs(self) -> dict[str, str]:
+        """The named outputs the attempt published (metadata `output.<name>`; the last wins)."""
+        named = ((output_name(e.key), e.value) for e in self.metadata_entries)
+        return {name: value for name, value in named if name is not None}
+
+    @property
     def previous_attempt_count(self) -> int:
         """How many attempts of this task came before this one in the run."""
         return self.attempt - 1
@@ -102,6 +109,7 @@ class RunView:
     reason: str | None
     tasks: tuple[TaskView, ...] = ()
     notifications: tuple[DeliveryView, ...] = ()
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
