@@ -8,6 +8,7 @@ from app.auth import Access, requires
 from app.dumping import dumper
 from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
+from app.loading import loader
 from app.schemas import (
     LogEntrySchema,
     MetadataEntrySchema,
@@ -23,8 +24,10 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/tasks")
 
 FILTER = TaskFilterSchema()
 TASK = dumper(TaskSchema())
-LOG_ENTRIES = LogEntrySchema(many=True)
-METADATA_ENTRIES = MetadataEntrySchema(many=True)
+LOG_ENTRY = LogEntrySchema()
+LOG_ENTRIES = loader(LOG_ENTRY, LOG_ENTRY.make_entry)
+METADATA_ENTRY = MetadataEntrySchema()
+METADATA_ENTRIES = loader(METADATA_ENTRY, METADATA_ENTRY.make_entry)
 
 
 @bp.get("", strict_slashes=False)
@@ -55,7 +58,7 @@ def get_task(task_id: str) -> Response:
 def add_log_entries(task_id: str) -> Response:
     """Store log entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
-    scheduler().add_log_entries(task_id, LOG_ENTRIES.load(json_list()))
+    scheduler().add_log_entries(task_id, LOG_ENTRIES(json_list()))
     return no_content()
 
 
@@ -64,7 +67,7 @@ def add_log_entries(task_id: str) -> Response:
 def add_metadata(task_id: str) -> Response:
     """Store metadata entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
-    scheduler().add_metadata(task_id, METADATA_ENTRIES.load(json_list()))
+    scheduler().add_metadata(task_id, METADATA_ENTRIES(json_list()))
     return no_content()
 
 

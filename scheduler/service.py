@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from peewee import PeeweeException
+from peewee import Field, PeeweeException
 from prometheus_client import CollectorRegistry
 
 from definitions import ProcessDefinition
 from executor import Executor
 from scheduler import catalog, queries, runs
+from scheduler.bulk import insert_ignoring
 from scheduler.engine import Engine, SchedulerSettings
 from scheduler.errors import NotFound
 from scheduler.loop import Loop
@@ -126,27 +127,35 @@ class Scheduler:
 
     def add_log_entries(self, task_id: str, entries: Sequence[NewLogEntry]) -> None:
         """Store log entries a task reported; an entry id already stored is ignored."""
-        rows = [
-            {"id": e.id, "task": task_id, "when": e.when, "source": e.source, "message": e.message}
-            for e in entries
-        ]
-        self._insert_entries(task_id, LogEntry, rows)
+        fields = (
+            LogEntry.id,
+            LogEntry.task,
+            LogEntry.when,
+            LogEntry.source,
+            LogEntry.message,
+            LogEntry.seq,
+        )
+        rows = [(e.id, task_id, e.when, e.source, e.message, 0) for e in entries]
+        self._insert_entries(task_id, fields, rows)
 
     def add_metadata(self, task_id: str, entries: Sequence[NewMetadataEntry]) -> None:
         """Store metadata a task reported; an entry id already stored is ignored."""
-        rows = [
-            {"id": e.id, "task": task_id, "when": e.when, "key": e.key, "value": e.value}
-            for e in entries
-        ]
-        self._insert_entries(task_id, MetadataEntry, rows)
+        fields = (
+            MetadataEntry.id,
+            MetadataEntry.task,
+            MetadataEntry.when,
+            MetadataEntry.key,
+            MetadataEntry.value,
+        )
+        rows = [(e.id, task_id, e.when, e.key, e.value) for e in entries]
+        self._insert_entries(task_id, fields, rows)
 
-    def _insert_entries(self, task_id: str, model: type, rows: list[dict]) -> None:
+    def _insert_entries(self, task_id: str, fields: Sequence[Field], rows: list[tuple]) -> None:
         """Insert callback entries idempotently, after checking the attempt exists and has
         not ended (in the same transaction, so that nothing is stored late)."""
         with write_transaction():
             runs.lock_unended_attempt(task_id)
-            if rows:
-                model.insert_many(rows).on_conflict_ignore().execute()
+            insert_ignoring(fields, rows)
 
     def report(self, task_id: str, outcome: str, *, actor: str) -> None:
         """Store an attempt's first /succeed or /fail."""
