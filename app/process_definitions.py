@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, jsonify, request
 
+from app.dumping import dumper
 from app.http import actor, json_body, name_param, no_content
-from app.schemas import DefinitionStateSchema, TriggerArgsSchema, load_query
+from app.schemas import DefinitionPageSchema, DefinitionStateSchema, TriggerArgsSchema, load_query
 from app.state import scheduler
-from definitions import dump_definition, parse_definition
+from definitions import parse_definition, wire_from_json
 from scheduler import queries
 from scheduler.views import DefinitionView
 
 bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definitions")
 
 TRIGGER_ARGS = TriggerArgsSchema()
-STATE = DefinitionStateSchema()
+PAGE_ARGS = DefinitionPageSchema()
+STATE = dumper(DefinitionStateSchema())
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
     """The wire form of a registered definition, with its version and scheduling state."""
-    return {**dump_definition(view.definition), **STATE.dump(view)}
+    return {**wire_from_json(view.body), "paused": view.paused, **STATE(view)}
 
 
 @bp.get("", strict_slashes=False)
 def list_definitions() -> Response:
-    """Every registered definition, by name."""
-    return jsonify([dump(view) for view in queries.list_definitions()])
+    """Every registered definition by name, or with `limit` one page (`after` a name)."""
+    args = load_query(PAGE_ARGS, request.args)
+    views = queries.list_definitions(args.get("limit"), args.get("after"))
+    response = jsonify([dump(view) for view in views])
+    if "limit" in args and len(views) == args["limit"]:
+        after = quote(views[-1].definition.process_definition_name, safe="")
+        response.headers["Link"] = (
+            f'</api/process_definitions?limit={args["limit"]}&after={after}>; rel="next"'
+        )
+    return response
 
 
 @bp.get("/<name>")

@@ -161,6 +161,14 @@ class ProcessSchema(Schema):
         },
     )
     reason = fields.String(allow_none=True)
+    due_at = UTCDateTime(
+        allow_none=True,
+        metadata={"description": "the time a scheduled run was due; null for other runs"},
+    )
+    created_at = UTCDateTime(
+        required=True,
+        metadata={"description": "when the run was created; a queued run starts later"},
+    )
 
 
 class DefinitionStateSchema(Schema):
@@ -219,6 +227,18 @@ class TaskFilterSchema(Schema):
     limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
         "description": "most attempts to return; default: the MAX_RECORDS_DEFAULT setting (100)",
     })  # fmt: skip
+
+
+class DefinitionPageSchema(Schema):
+    """Query parameters of GET /api/process_definitions: absent, every definition."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+        "description": "most definitions to return, by name; the `Link` header names the next page",
+    })  # fmt: skip
+    after = Text(metadata={"description": "return the definitions named after this name"})
 
 
 class TriggerArgsSchema(Schema):

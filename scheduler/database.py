@@ -9,9 +9,11 @@ from pathlib import Path
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migrations
 from playhouse.pool import PooledSqliteDatabase
 
-from scheduler.models import MODELS, SchemaVersion, db
+from scheduler.models import MODELS, Run, SchemaVersion, UTCDateTimeField, db
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,16 @@ SQLITE_PRAGMAS = {
 # changes. A new database is created from the models and stamped with the newest
 # version, so the models always describe the newest schema.
 Migration = Callable[[Database], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def add_run_created_at(database: Database) -> None:
+    """8: runs carry the time they were created (older runs: their start time)."""
+    migrator = SchemaMigrator.from_database(database)
+    run_migrations(migrator.add_column("run", "created_at", UTCDateTimeField(null=True)))
+    Run.update(created_at=Run.started_at).execute()
+
+
+MIGRATIONS: dict[int, Migration] = {8: add_run_created_at}
 
 
 class HideQueryParameters(logging.Filter):

@@ -170,6 +170,8 @@ class Engine:
             m.runs_started.labels(run.definition_name, trigger_kind(run.trigger)).inc()
             if run.scheduled_for is not None and run.trigger == "schedule":
                 m.schedule_lag.observe((run.started_at - run.scheduled_for).total_seconds())
+        for run in _created(changes):
+            m.fire_lag.observe((run.created_at - run.scheduled_for).total_seconds())
         for run_id, status in changes.ended:
             name = Run.get_by_id(run_id).definition_name
             m.runs_finished.labels(name, status.value).inc()
@@ -268,6 +270,17 @@ class Engine:
             .tuples()
         )
         return [InFlight(self.spec_for(t), _as_time(newest.get(t.id))) for t in tasks]
+
+
+def _created(changes: Changes) -> list[Run]:
+    """The scheduled runs that `changes` created (started at once or queued; not promoted)."""
+    ids = changes.started + changes.queued
+    if not ids:
+        return []
+    query = Run.select().where(Run.id.in_(ids) & Run.scheduled_for.is_null(False))
+    return [
+        run for run in query if run.status == RunStatus.QUEUED or run.created_at == run.started_at
+    ]
 
 
 def _as_time(value: object) -> datetime | None:
