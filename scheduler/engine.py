@@ -79,7 +79,7 @@ class Engine:
             (Definition.paused == False) & (Definition.next_fire_at <= now)  # noqa: E712
         )
         for row in list(due):
-            self._fire(row, now)
+            self._fire(row, max(now, self.clock()))  # a run's created_at is when it was made
 
     def _fire(self, row: Definition, now: datetime) -> None:
         """Fire one definition, unless another scheduler already did."""

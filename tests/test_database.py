@@ -132,3 +132,16 @@ def test_runs_without_a_fire_time_do_not_collide(database: Database) -> None:
         make_run(scheduled_for=None, trigger=trigger)
 
     assert Run.select().where(Run.scheduled_for.is_null()).count() == 3
+
+
+def test_migration_8_gives_older_runs_their_start_as_created_at(database: Database) -> None:
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.drop_column("run", "created_at"))
+    SchemaVersion.delete().where(SchemaVersion.version >= 8).execute()
+    SchemaVersion.create(version=7, applied_at=NOW)
+    make_run()  # written without created_at, as version 7 did
+
+    assert migrate(database) == 8
+
+    assert Run.get().created_at == NOW
+    assert stamped_versions()[-2:] == [7, 8]
