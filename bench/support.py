@@ -110,7 +110,10 @@ def gnomon_serve(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process, startup_seconds)
+        try:
+            wait_healthy(url, process, startup_seconds)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}: {(workdir / 'serve.log').read_text()[-2000:]}") from None
         yield Served(url, process, database_url)
     finally:
         process.terminate()
