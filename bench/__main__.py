@@ -88,12 +88,20 @@ def quick_definitions(tiny: bool) -> list[Figure]:
     return definitions.measure(100, 0, 1) if tiny else definitions.measure(1000, 100, 5)
 
 
+def quick_load(tiny: bool) -> list[Figure]:
+    """bench.load: 50 readers, 20 followers and 16 talking containers for 20 s."""
+    from bench.load import measure
+
+    return measure(8, 4, 2, 2, 3) if tiny else measure(20, 50, 20, 16, 6)
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "callbacks": quick_callbacks,
     "definitions": quick_definitions,
     "history": history,
     "executor_overhead": executor_overhead,
     "scheduler_latency": scheduler_latency,
+    "load": quick_load,
 }
 
 
