@@ -126,12 +126,13 @@ def fire_minute(now: datetime, lead_seconds: float) -> datetime:
     return (now + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
 
 
-def mass_fire(served: Served, names: list[str], workdir: Path) -> list[float]:
-    """Lags (s) from due to created of the runs of `names`, re-applied to fire at one minute."""
-    due = fire_minute(datetime.now(UTC), lead_seconds=5 + len(names) / 50)
+def mass_fire(served: Served, names: list[str], workdir: Path, per_apply: float) -> list[float]:
+    """Lags (s) from due to created of the runs of `names`, re-applied to fire at one minute
+    (far enough ahead for the apply to end first, at `per_apply` seconds a definition)."""
+    due = fire_minute(datetime.now(UTC), lead_seconds=10 + 2 * per_apply * len(names))
     moved = [definition(n, str(due.minute), str(due.hour), "*") for n in names]
     apply(served, moved, workdir, "due")
-    deadline = due + timedelta(seconds=60)
+    deadline = due + timedelta(seconds=180)
     session, runs = requests.Session(), []
     time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
     while datetime.now(UTC) < deadline:
@@ -160,7 +161,8 @@ def one_size(count: int, due: int, idle_seconds: float, workdir: Path) -> dict[s
         found["cpu"], found["rss"] = idle(served, idle_seconds)
         found["page"] = page_p99(served, names)
         if due:
-            found["lags"] = mass_fire(served, random.Random(3).sample(names, due), workdir)
+            due_names = random.Random(3).sample(names, due)
+            found["lags"] = mass_fire(served, due_names, workdir, found["apply"] / count)
     return found
 
 

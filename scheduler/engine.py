@@ -74,15 +74,23 @@ class Engine:
         return self.next_wake(now)
 
     def fire_due(self, now: datetime) -> None:
-        """Start the runs of every definition whose next fire time has come."""
-        due = Definition.select().where(
-            (Definition.paused == False) & (Definition.next_fire_at <= now)  # noqa: E712
-        )
-        for row in list(due):
-            self._fire(row, max(now, self.clock()))  # a run's created_at is when it was made
+        """Start the runs of every definition whose next fire time has come, earliest first.
 
-    def _fire(self, row: Definition, now: datetime) -> None:
-        """Fire one definition, unless another scheduler already did."""
+        What the fires changed is acted on once they are all made: with a thousand due at
+        one minute, the last run is then made sooner.
+        """
+        due = (
+            Definition.select()
+            .where((Definition.paused == False) & (Definition.next_fire_at <= now))  # noqa: E712
+            .order_by(Definition.next_fire_at, Definition.name)
+        )
+        changes = Changes()
+        for row in list(due):
+            changes.merge(self._fire(row, max(now, self.clock())))  # created_at: when made
+        self.apply(changes)
+
+    def _fire(self, row: Definition, now: datetime) -> Changes:
+        """Fire one definition, unless another scheduler already did; what it changed."""
         plan = fire_plan(
             definition_from_json(row.body),
             row.next_fire_at,
@@ -92,10 +100,10 @@ class Engine:
         )
         changes = runs.fire(row.name, row.next_fire_at, plan.next_fire_at, plan.fire_times, now)
         if changes is None:
-            return
+            return Changes()
         if plan.skipped and self.metrics:
             self.metrics.fires_skipped.labels(row.name, "misfire").inc(plan.skipped)
-        self.apply(changes)
+        return changes
 
     def promote_queued(self, now: datetime) -> None:
         """Start queued runs whose definition has no running run any more."""
