@@ -33,10 +33,9 @@ from typing import Any
 
 import requests
 
-from bench.support import Figure, Served, format_table, gnomon_serve, percentile
+from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
 
 PAGE = 100
-TICKS = 100  # clock ticks a second (/proc CPU times)
 
 
 def definition(name: str, minutes: str = "0", hours: str = "3", day: str = "1") -> dict:
@@ -82,12 +81,6 @@ def apply(served: Served, definitions: list[dict], workdir: Path, name: str) -> 
     after = getrusage(RUSAGE_CHILDREN)
     command_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     return wall, command_cpu + cpu_seconds(served.process.pid) - server_cpu
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def rss_mib(pid: int) -> float:

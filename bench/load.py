@@ -115,13 +115,21 @@ def talkers(containers: int, lines: int) -> dict[str, Any]:
 def run_to_end(session: requests.Session, url: str, name: str, limit: float) -> dict[str, Any]:
     """Trigger `name` and wait (at most `limit` s) for its run to end; the run."""
     location = session.post(f"{url}/api/process_definitions/{name}/trigger").headers["Location"]
+    return wait_for_end(session, url, location, limit)
+
+
+def wait_for_end(
+    session: requests.Session, url: str, run_path: str, limit: float
+) -> dict[str, Any]:
+    """Wait (at most `limit` s, then kill it) for the run at `run_path` to end; the run."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        run = session.get(url + location).json()
+        run = session.get(url + run_path).json()
         if run["status"] != "running":
             return run
         time.sleep(0.2)
-    raise RuntimeError(f"{name} did not finish within {limit} s")
+    session.post(url + run_path + "/kill")
+    return session.get(url + run_path).json()
 
 
 def steps(run: dict[str, Any]) -> list[float]:
@@ -207,27 +215,13 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         for thread in threads:
             thread.join()
-    talkers_run = run_to_end_wait(session, url, run_path, args.seconds + 60)
+    talkers_run = wait_for_end(session, url, run_path, args.seconds + 60)
     return {
         "reads": reads,
         "idle": idle,
         "loaded": loaded,
         **refusals(session, url, talkers_run, lines),
     }
-
-
-def run_to_end_wait(
-    session: requests.Session, url: str, run_path: str, limit: float
-) -> dict[str, Any]:
-    """Wait (at most `limit` s) for the run at `run_path` to end; the run."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        run = session.get(url + run_path).json()
-        if run["status"] != "running":
-            return run
-        time.sleep(0.5)
-    session.post(url + run_path + "/kill")
-    return session.get(url + run_path).json()
 
 
 def refusals(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 from scheduler.database import open_database
 from scheduler.models import db
 from scheduler.tokens import server_secret, task_token
+from tests.support.live import free_port
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,12 @@ class Figure:
         return measured >= self.target if self.higher_is_better else measured <= self.target
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of `values` (fraction 0.99 for p99)."""
     ordered = sorted(values)
@@ -61,13 +67,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
         return float("nan")
     rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
     return ordered[rank - 1]
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
