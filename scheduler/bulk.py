@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import peewee
 from peewee import CharField, Field, ForeignKeyField, SqliteDatabase, TextField
 from psycopg2.extras import execute_values
 
@@ -34,14 +35,16 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
     table = fields[0].model._meta.table_name
     columns = ", ".join(f'"{field.column_name}"' for field in fields)
     database = db.obj
-    cursor = database.cursor()
-    if isinstance(database, SqliteDatabase):
-        marks = ", ".join("?" * len(fields))
-        sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING'
-        cursor.executemany(sql, values)
-    else:
-        sql = f'INSERT INTO "{table}" ({columns}) VALUES %s ON CONFLICT DO NOTHING'
-        execute_values(cursor, sql, values, page_size=PAGE_ROWS)
+    # the driver's errors become peewee's, as in peewee's own execute_sql (a 503, not a 500)
+    with peewee.__exception_wrapper__:
+        cursor = database.cursor()
+        if isinstance(database, SqliteDatabase):
+            marks = ", ".join("?" * len(fields))
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING'
+            cursor.executemany(sql, values)
+        else:
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s ON CONFLICT DO NOTHING'
+            execute_values(cursor, sql, values, page_size=PAGE_ROWS)
 
 
 def _is_text(field: Field) -> bool:
