@@ -12,6 +12,7 @@ from app.auth import Access, requires
 from app.metrics import gnomon_version
 from app.schemas import (
     UUID_PATTERN,
+    DefinitionPageSchema,
     ErrorSchema,
     LogEntrySchema,
     MetadataEntrySchema,
@@ -80,8 +81,12 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         definitions: {
             "get": {
-                "summary": "All registered process definitions",
-                "responses": responses(ok({"type": "array", "items": ref("RegisteredDefinition")})),
+                "summary": "All registered process definitions, or one page of them by name",
+                "parameters": [{"in": "query", "schema": DefinitionPageSchema}],
+                "responses": responses(
+                    ok({"type": "array", "items": ref("RegisteredDefinition")}),
+                    e400=BAD_INPUT,
+                ),
             }
         },
         definitions + "/{name}": {
