@@ -12,8 +12,10 @@ import difflib
 import functools
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ POLL_SECONDS = 1.0
 FINISHED = ("succeeded", "failed")
 RUN_STATUSES = ("running", "succeeded", "failed")
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
+APPLY_CONCURRENCY = 4  # PUTs in flight during `apply`
 
 # Values the service fills in when a definition leaves them out (docs/CONTRACT.md
 # and definitions/model.py): a key holding its default compares equal to no key.
@@ -332,17 +335,31 @@ def show_change(change: Change, dry_run: bool) -> None:
         show_diff(change.diff)
 
 
-def apply_one(client: Client, source: str, wanted: dict[str, Any], dry_run: bool) -> Change:
-    """Create or update one definition unless it already matches; what was (or would be) done."""
-    change = plan_change(source, wanted, client.definition(wanted["process_definition_name"]))
-    if change.action != "unchanged" and not dry_run:
-        client.put_definition(wanted)
-    return change
+def put_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
+    """PUT `definitions`, APPLY_CONCURRENCY at a time (one connection each); the first
+    failure stops what has not started and is raised."""
+    local = threading.local()
+
+    def put(definition: dict[str, Any]) -> None:
+        if not hasattr(local, "client"):
+            local.client = client.copy()
+        local.client.put_definition(definition)
+
+    with ThreadPoolExecutor(APPLY_CONCURRENCY) as pool:
+        futures = [pool.submit(put, definition) for definition in definitions]
+        try:
+            for future in futures:
+                future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
-def prune(client: Client, keep: Iterable[str], dry_run: bool) -> list[Change]:
-    """Delete every definition on the service whose name is not in `keep`."""
-    names = sorted({d["process_definition_name"] for d in client.definitions()} - set(keep))
+def prune(
+    client: Client, current: Iterable[str], keep: Iterable[str], dry_run: bool
+) -> list[Change]:
+    """Delete every definition named in `current` (on the service) whose name is not in `keep`."""
+    names = sorted(set(current) - set(keep))
     if not dry_run:
         for name in names:
             client.delete_definition(name)
@@ -380,20 +397,21 @@ def apply_command(
 ) -> None:
     """Create or update definitions from files, showing what changed."""
     wanted = load_definitions(paths)
-    changes: list[Change] = []
-    for source, definition in wanted.values():
-        changes.append(apply_one(client, source, definition, dry_run))
-        if not as_json:
-            show_change(changes[-1], dry_run)
+    current = {d["process_definition_name"]: d for d in client.definitions()}
+    changes = [
+        plan_change(source, definition, current.get(name))
+        for name, (source, definition) in wanted.items()
+    ]
+    if not dry_run:
+        put_all(client, [wanted[c.name][1] for c in changes if c.action != "unchanged"])
     if prune_others:
-        for change in prune(client, wanted, dry_run):
-            changes.append(change)
-            if not as_json:
-                show_change(change, dry_run)
+        changes.extend(prune(client, current, wanted, dry_run))
     if as_json:
         emit_json({"dry_run": dry_run, "changes": [asdict(change) for change in changes]})
-    else:
-        click.echo(summary(changes, dry_run))
+        return
+    for change in changes:
+        show_change(change, dry_run)
+    click.echo(summary(changes, dry_run))
 
 
 # ---------------------------------------------------------------- definitions

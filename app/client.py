@@ -83,6 +83,12 @@ class Client:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
+    def copy(self) -> Client:
+        """A client of the same service with its own connections (one per thread)."""
+        other = Client(self.base_url, timeout=self.timeout)
+        other.session.headers.update(self.session.headers)
+        return other
+
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()

@@ -13,6 +13,7 @@ from app.metrics import gnomon_version
 from app.schemas import (
     IDEMPOTENCY_KEY,
     UUID_PATTERN,
+    DefinitionPageSchema,
     DeliverySchema,
     ErrorSchema,
     LogEntrySchema,
@@ -93,8 +94,12 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         definitions: {
             "get": {
-                "summary": "All registered process definitions",
-                "responses": responses(ok({"type": "array", "items": ref("RegisteredDefinition")})),
+                "summary": "All registered process definitions, or one page of them by name",
+                "parameters": [{"in": "query", "schema": DefinitionPageSchema}],
+                "responses": responses(
+                    ok({"type": "array", "items": ref("RegisteredDefinition")}),
+                    e400=BAD_INPUT,
+                ),
             }
         },
         definitions + "/{name}": {

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
 from app.auth import may_see_secrets
+from app.dumping import dumper
 from app.errors import invalid
 from app.http import actor, json_body, name_param, no_content
 from app.schemas import (
     IDEMPOTENCY_KEY,
+    DefinitionPageSchema,
     DefinitionStateSchema,
     NotificationTestSchema,
     TriggerArgsSchema,
@@ -18,7 +21,7 @@ from app.schemas import (
     load_query,
 )
 from app.state import scheduler
-from definitions import dump_definition, mask_secrets, parse_definition
+from definitions import dump_definition, mask_secrets, parse_definition, wire_from_json
 from scheduler import queries
 from scheduler.views import DefinitionView
 
@@ -26,21 +29,33 @@ bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definit
 
 TRIGGER_ARGS = TriggerArgsSchema()
 TRIGGER_BODY = TriggerBodySchema()
-STATE = DefinitionStateSchema()
+PAGE_ARGS = DefinitionPageSchema()
+STATE = dumper(DefinitionStateSchema())
 TEST_RESULT = NotificationTestSchema()
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
     """The wire form of a registered definition, with its version and scheduling state;
     notification secrets masked unless the caller may change the definition."""
-    definition = view.definition if may_see_secrets() else mask_secrets(view.definition)
-    return {**dump_definition(definition), **STATE.dump(view)}
+    if may_see_secrets():
+        wire = wire_from_json(view.body)  # the stored wire JSON: no decode and re-encode
+    else:
+        wire = dump_definition(mask_secrets(view.definition))
+    return {**wire, "paused": view.paused, **STATE(view)}
 
 
 @bp.get("", strict_slashes=False)
 def list_definitions() -> Response:
-    """Every registered definition, by name."""
-    return jsonify([dump(view) for view in queries.list_definitions()])
+    """Every registered definition by name, or with `limit` one page (`after` a name)."""
+    args = load_query(PAGE_ARGS, request.args)
+    views = queries.list_definitions(args.get("limit"), args.get("after"))
+    response = jsonify([dump(view) for view in views])
+    if "limit" in args and len(views) == args["limit"]:
+        after = quote(views[-1].definition.process_definition_name, safe="")
+        response.headers["Link"] = (
+            f'</api/process_definitions?limit={args["limit"]}&after={after}>; rel="next"'
+        )
+    return response
 
 
 @bp.get("/<name>")

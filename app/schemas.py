@@ -225,6 +225,14 @@ class ProcessSchema(Schema):
         values=fields.String(),
         metadata={"description": "the run's parameter values (defaults filled in)"},
     )
+    due_at = UTCDateTime(
+        allow_none=True,
+        metadata={"description": "the time a scheduled run was due; null for other runs"},
+    )
+    created_at = UTCDateTime(
+        required=True,
+        metadata={"description": "when the run was created; a queued run starts later"},
+    )
 
 
 class DefinitionStateSchema(Schema):
@@ -301,6 +309,18 @@ class LogPageSchema(Schema):
     limit = QueryInteger(validate=validate.Range(min=1, max=LOG_PAGE_MAX), metadata={
         "description": f"most entries to return (default and maximum {LOG_PAGE_MAX})",
     })  # fmt: skip
+
+
+class DefinitionPageSchema(Schema):
+    """Query parameters of GET /api/process_definitions: absent, every definition."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+        "description": "most definitions to return, by name; the `Link` header names the next page",
+    })  # fmt: skip
+    after = Text(metadata={"description": "return the definitions named after this name"})
 
 
 class TriggerArgsSchema(Schema):

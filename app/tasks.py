@@ -8,6 +8,7 @@ from app.auth import Access, requires
 from app.dumping import dumper
 from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
+from app.loading import loader
 from app.schemas import (
     LogEntrySchema,
     LogPageSchema,
@@ -24,9 +25,11 @@ bp = Blueprint("tasks", __name__, url_prefix="/api/tasks")
 
 FILTER = TaskFilterSchema()
 TASK = dumper(TaskSchema())
-LOG_ENTRIES = LogEntrySchema(many=True)
+LOG_ENTRY = LogEntrySchema()
+LOG_ENTRIES = loader(LOG_ENTRY, LOG_ENTRY.make_entry)
 LOG_PAGE = LogPageSchema()
-METADATA_ENTRIES = MetadataEntrySchema(many=True)
+METADATA_ENTRY = MetadataEntrySchema()
+METADATA_ENTRIES = loader(METADATA_ENTRY, METADATA_ENTRY.make_entry)
 
 
 @bp.get("", strict_slashes=False)
@@ -67,7 +70,7 @@ def log_entries(task_id: str) -> Response:
 def add_log_entries(task_id: str) -> Response:
     """Store log entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
-    scheduler().add_log_entries(task_id, LOG_ENTRIES.load(json_list()))
+    scheduler().add_log_entries(task_id, LOG_ENTRIES(json_list()))
     return no_content()
 
 
@@ -76,7 +79,7 @@ def add_log_entries(task_id: str) -> Response:
 def add_metadata(task_id: str) -> Response:
     """Store metadata entries the task sent; an entry whose id is already stored is ignored."""
     task_id = uuid_param("task_id", task_id)
-    scheduler().add_metadata(task_id, METADATA_ENTRIES.load(json_list()))
+    scheduler().add_metadata(task_id, METADATA_ENTRIES(json_list()))
     return no_content()
 
 

@@ -4,7 +4,13 @@ Rule: pure. No Flask, no Docker, no database, no clock of its own: every
 function that needs the time takes it as an argument.
 """
 
-from .codec import definition_from_json, definition_to_json, dump_definition, parse_definition
+from .codec import (
+    definition_from_json,
+    definition_to_json,
+    dump_definition,
+    parse_definition,
+    wire_from_json,
+)
 from .dag import downstream, topological_order, upstream
 from .errors import DefinitionError
 from .model import (
@@ -65,4 +71,5 @@ __all__ = [
     "should_notify",
     "topological_order",
     "upstream",
+    "wire_from_json",
 ]

@@ -61,7 +61,18 @@ def definition_to_json(definition: ProcessDefinition) -> str:
     return json.dumps(dump_definition(definition), sort_keys=True, separators=(",", ":"))
 
 
-@lru_cache(maxsize=512)
+# Stored definitions kept parsed: enough for 10,000 definitions and their runs' copies (a
+# smaller LRU cache than a listing would miss on every row of it).
+CACHED_DEFINITIONS = 16_384
+
+
+@lru_cache(maxsize=CACHED_DEFINITIONS)
+def wire_from_json(text: str) -> dict[str, Any]:
+    """The canonical wire JSON of a stored definition (shared: do not modify it)."""
+    return dump_definition(definition_from_json(text))
+
+
+@lru_cache(maxsize=CACHED_DEFINITIONS)
 def definition_from_json(text: str) -> ProcessDefinition:
     """Rebuild a stored definition; the text was validated when stored, so it is trusted.
 

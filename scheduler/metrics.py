@@ -45,6 +45,12 @@ class SchedulerMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self.fire_lag = Histogram(
+            "gnomon_fire_lag_seconds",
+            "Run created minus its due time, for scheduled runs.",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
         self.attempts_running = Gauge(
             "gnomon_attempts_running", "Attempts starting or running.", registry=registry
         )

@@ -85,6 +85,7 @@ class Run(BaseModel):
     ended_at = UTCDateTimeField(null=True)
     trigger = CharField(max_length=255)  # schedule | manual:<token> | retry:<token> | catch-up
     scheduled_for = UTCDateTimeField(null=True)  # the fire time a scheduled run stands for
+    created_at = UTCDateTimeField(null=True)  # when the run was created (null: before v8)
     only_task = CharField(null=True, max_length=NAME_LENGTH)
     kill_requested_at = UTCDateTimeField(null=True)
     reason = TextField(null=True)

@@ -17,6 +17,7 @@ from scheduler.states import RunStatus, wire_run_statuses
 from scheduler.views import (
     DefinitionView,
     DeliveryView,
+    LastRun,
     LogEntryView,
     MetadataEntryView,
     RunFilter,
@@ -38,6 +39,7 @@ def definition_view(row: Definition) -> DefinitionView:
         updated_at=row.updated_at,
         updated_by=row.updated_by,
         schedule_error=row.schedule_error,
+        body=row.body,
     )
 
 
@@ -58,6 +60,8 @@ RUN_VIEW_FIELDS = (
     Run.trigger,
     Run.reason,
     Run.parameters,
+    Run.scheduled_for,
+    Run.created_at,
 )
 
 # What an attempt's view shows (not its container id or backoff time), in TaskView's order.
@@ -84,9 +88,34 @@ def get_definition(name: str) -> DefinitionView:
     return definition_view(row)
 
 
-def list_definitions() -> list[DefinitionView]:
-    """All definitions, by name."""
-    return [definition_view(row) for row in Definition.select().order_by(Definition.name)]
+def list_definitions(limit: int | None = None, after: str | None = None) -> list[DefinitionView]:
+    """Definitions by name: all, or a page of at most `limit` named after `after`."""
+    query = Definition.select().order_by(Definition.name)
+    if after is not None:
+        query = query.where(Definition.name > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return [definition_view(row) for row in query]
+
+
+def last_runs(names: Sequence[str]) -> dict[str, LastRun]:
+    """The newest run of each of the definitions `names` that has one (one query)."""
+    if not names:
+        return {}
+    newest = Run.alias()
+    latest = newest.select(fn.MAX(newest.started_at)).where(
+        newest.definition_name == Run.definition_name
+    )
+    query = (
+        Run.select(Run.definition_name, Run.id, Run.status, Run.started_at)
+        .where(Run.definition_name.in_(list(names)) & (Run.started_at == latest))
+        .order_by(Run.id)
+        .tuples()
+    )
+    return {
+        name: LastRun(run_id, RunStatus(status).wire, started)
+        for name, run_id, status, started in query
+    }
 
 
 def get_run(run_id: str) -> RunView:
@@ -218,6 +247,8 @@ def _run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[Delivery
         ended_at=run.ended_at,
         trigger=run.trigger,
         reason=run.reason,
+        due_at=run.scheduled_for,
+        created_at=run.created_at or run.started_at,
         tasks=tuple(tasks),
         notifications=tuple(deliveries),
         parameters=json.loads(run.parameters or "{}"),

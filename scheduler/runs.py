@@ -177,6 +177,7 @@ def _insert_run(
         definition_body=row.body,
         status=status.value,
         started_at=now,
+        created_at=now,
         trigger=trigger,
         scheduled_for=scheduled_for,
         only_task=only_task,

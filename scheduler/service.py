@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from peewee import IntegrityError, PeeweeException
+from peewee import Field, IntegrityError, PeeweeException
 from prometheus_client import CollectorRegistry
 
 from definitions import DefinitionError, ProcessDefinition
@@ -14,6 +14,7 @@ from definitions.run_inputs import check_output_count, output_name
 from executor import Executor
 from executor.container_options import options_problem
 from scheduler import catalog, idempotency, queries, runs
+from scheduler.bulk import insert_ignoring
 from scheduler.engine import Engine, SchedulerSettings, container_options
 from scheduler.errors import NotFound
 from scheduler.loop import Loop
@@ -43,9 +44,9 @@ def _has_task(view: DefinitionView, task_name: str) -> bool:
     return any(t.task_definition_name == task_name for t in view.definition.task_definitions)
 
 
-def _check_outputs(task_id: str, rows: list[dict]) -> None:
+def _check_outputs(task_id: str, keys: Sequence[str]) -> None:
     """An attempt publishes at most MAX_OUTPUTS outputs (metadata `output.<name>`)."""
-    new = [output_name(row["key"]) for row in rows]
+    new = [output_name(key) for key in keys]
     if any(name is not None for name in new):
         stored = MetadataEntry.select(MetadataEntry.key).where(MetadataEntry.task == task_id)
         names = [output_name(key) for (key,) in stored.tuples()] + new
@@ -206,35 +207,44 @@ class Scheduler:
 
     def add_log_entries(self, task_id: str, entries: Sequence[NewLogEntry]) -> None:
         """Store log entries a task reported; an entry id already stored is ignored."""
-        rows = [
-            {"id": e.id, "task": task_id, "when": e.when, "source": e.source, "message": e.message}
-            for e in entries
-        ]
-        self._insert_entries(task_id, LogEntry, rows)
+        fields = (
+            LogEntry.id,
+            LogEntry.task,
+            LogEntry.when,
+            LogEntry.source,
+            LogEntry.message,
+            LogEntry.seq,
+        )
+        rows = [(e.id, task_id, e.when, e.source, e.message, 0) for e in entries]
+        self._insert_entries(task_id, fields, rows)
 
     def add_metadata(self, task_id: str, entries: Sequence[NewMetadataEntry]) -> None:
         """Store metadata a task reported; an entry id already stored is ignored."""
-        rows = [
-            {"id": e.id, "task": task_id, "when": e.when, "key": e.key, "value": e.value}
-            for e in entries
-        ]
-        self._insert_entries(task_id, MetadataEntry, rows, check=_check_outputs)
+        fields = (
+            MetadataEntry.id,
+            MetadataEntry.task,
+            MetadataEntry.when,
+            MetadataEntry.key,
+            MetadataEntry.value,
+        )
+        rows = [(e.id, task_id, e.when, e.key, e.value) for e in entries]
+        keys = [e.key for e in entries]
+        self._insert_entries(task_id, fields, rows, check=lambda: _check_outputs(task_id, keys))
 
     def _insert_entries(
         self,
         task_id: str,
-        model: type,
-        rows: list[dict],
-        check: Callable[[str, list[dict]], None] | None = None,
+        fields: Sequence[Field],
+        rows: list[tuple],
+        check: Callable[[], None] | None = None,
     ) -> None:
         """Insert callback entries idempotently, after checking the attempt exists and has
         not ended (in the same transaction, so that nothing is stored late)."""
         with write_transaction():
             runs.lock_unended_attempt(task_id)
             if check is not None:
-                check(task_id, rows)
-            if rows:
-                model.insert_many(rows).on_conflict_ignore().execute()
+                check()
+            insert_ignoring(fields, rows)
 
     def report(self, task_id: str, outcome: str, *, actor: str) -> None:
         """Store an attempt's first /succeed or /fail."""

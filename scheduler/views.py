@@ -21,6 +21,16 @@ class DefinitionView:
     updated_at: datetime
     updated_by: str | None
     schedule_error: str | None = None  # why its last scheduled fire failed, if it did
+    body: str  # the stored canonical wire JSON (without `paused`), for fast dumping
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The newest run of a definition, for listings."""
+
+    id: str
+    status: str  # wire status
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,8 @@ class RunView:
     ended_at: datetime | None
     trigger: str
     reason: str | None
+    due_at: datetime | None = None  # the fire time a scheduled run stands for
+    created_at: datetime | None = None  # when the run was created (it may start later)
     tasks: tuple[TaskView, ...] = ()
     notifications: tuple[DeliveryView, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)

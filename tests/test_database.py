@@ -166,3 +166,16 @@ def test_a_version_1_database_gets_instance_leases(database: Database) -> None:
     assert "instance" in database.get_tables()
     assert "instance" in {column.name for column in database.get_columns("task")}
     assert "schedule_error" in {column.name for column in database.get_columns("definition")}
+
+
+def test_migration_8_gives_older_runs_their_start_as_created_at(database: Database) -> None:
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.drop_column("run", "created_at"))
+    SchemaVersion.delete().where(SchemaVersion.version >= 8).execute()
+    SchemaVersion.create(version=7, applied_at=NOW)
+    make_run()  # written without created_at, as version 7 did
+
+    assert migrate(database) == 8
+
+    assert Run.get().created_at == NOW
+    assert stamped_versions()[-2:] == [7, 8]

@@ -41,7 +41,7 @@ def test_body_too_large_is_413(client: FlaskClient) -> None:
 
 
 def test_database_down_is_503(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    def down() -> None:
+    def down(*_args: object) -> None:
         raise OperationalError("could not connect to server at secret-host")
 
     monkeypatch.setattr(queries, "list_definitions", down)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from peewee import Database, OperationalError, SqliteDatabase
+from playhouse.pool import PooledDatabase
 
 from scheduler.models import MODELS
-from tests.app.conftest import Definition, gnomon_of, task
+from tests.app.conftest import Definition, gnomon_of, task, task_auth
 from tests.app.test_errors import assert_error
 from tests.support.live import free_port
 
@@ -102,6 +105,8 @@ def test_a_failure_at_any_statement_is_503_and_stores_nothing(
 def unreachable(database: Database, tmp_path: Path) -> None:
     """Make `database` impossible to connect to, as when its server is down."""
     database.close()
+    if isinstance(database, PooledDatabase):
+        database.close_all()  # the pool's open connections would still reach the moved file
     if isinstance(database, SqliteDatabase):
         path = Path(database.database)
         shutil.move(path, tmp_path / "moved.db")
@@ -127,3 +132,43 @@ def test_an_unreachable_database_is_503_never_500(
     assert health.status_code == 503
     assert health.get_json()["status"] == "unhealthy"
     assert health.get_json()["checks"]["database"] == "unavailable: OperationalError"
+
+
+class BrokenCursor:
+    """A SQLite cursor whose bulk insert fails as a locked database does."""
+
+    def __init__(self, real: sqlite3.Cursor) -> None:
+        self.real = real
+
+    def executemany(self, *_args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_driver_error_in_a_bulk_insert_is_503_and_stores_nothing(
+    app: Flask,
+    client: FlaskClient,
+    put_definition: Callable[..., Definition],
+    trigger: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put_definition()
+    run_id = trigger()
+    task_id = client.get(f"/api/processes/{run_id}").get_json()["task"][0]["task_id"]
+    database = gnomon_of(app).database
+    if not isinstance(database, SqliteDatabase):
+        pytest.skip("the broken cursor stands for SQLite's driver")
+    entry = {"log_entry_id": str(uuid.uuid4()), "when": "2024-03-10T06:00:04Z",
+             "source": "s", "message": "m"}  # fmt: skip
+    real = database.cursor
+    monkeypatch.setattr(database, "cursor", lambda: BrokenCursor(real()))
+
+    response = client.post(
+        f"/api/tasks/{task_id}/log_entries", json=[entry], headers=task_auth(app, task_id)
+    )
+
+    monkeypatch.undo()
+    assert_error(response, 503, "unavailable")
+    assert client.get(f"/api/tasks/{task_id}").get_json()["log_entries"] == []

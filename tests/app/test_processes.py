@@ -40,6 +40,8 @@ def test_process_shape(
     assert process["end_time"] is None
     assert process["trigger"].startswith("manual")
     assert isinstance(process["task"], list)
+    assert process["due_at"] is None  # only a scheduled run was due
+    assert process["created_at"] == process["start_time"]
 
 
 def test_newest_first_and_max_records(

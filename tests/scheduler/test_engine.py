@@ -11,11 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from definitions import ContinuousSchedule, EnvironmentVariable
 from executor.fake import FakeExecutor, Script
-from scheduler import catalog, runs
+from scheduler import catalog, queries, runs
 from scheduler.engine import Engine, SchedulerSettings
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import Definition, Run, Task
 from scheduler.tokens import server_secret, token_matches
+from scheduler.views import RunFilter
 from tests.scheduler.factories import cron, make_definition, make_task
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -252,3 +253,26 @@ def test_a_report_is_refused_after_the_attempt_ended(world: World) -> None:
     assert Task.get_by_id(task.id).status == "succeeded"
     with pytest.raises(runs.Conflict):
         runs.record_report(task.id, runs.TaskStatus.SUCCEEDED, "task", world.clock())
+
+
+def test_a_scheduled_run_carries_its_due_and_created_times_and_the_fire_lag(
+    world: World,
+) -> None:
+    world.save(schedule=cron("0", "*"))
+    world.clock.advance(3600 + 0.5)
+    world.step()
+
+    (view,) = queries.list_runs(RunFilter())
+    assert view.due_at == T0 + timedelta(hours=1)
+    assert view.created_at == T0 + timedelta(hours=1, seconds=0.5)
+    assert world.metric("gnomon_fire_lag_seconds_count") == 1
+    assert world.metric("gnomon_fire_lag_seconds_sum") == pytest.approx(0.5)
+
+
+def test_a_manual_run_has_no_due_time_and_no_fire_lag(world: World) -> None:
+    world.save()
+    run_id = world.trigger()
+
+    view = queries.get_run(run_id)
+    assert (view.due_at, view.created_at) == (None, T0)
+    assert world.metric("gnomon_fire_lag_seconds_count") == 0

@@ -1,0 +1,204 @@
+"""Many definitions: `gnomon apply`, idle cost, listing pages and the lag of a mass fire.
+
+    .venv/bin/python -m bench.definitions [--definitions 10000 --due 1000 --idle-seconds 30]
+
+Each size runs against its own `gnomon serve` (SQLite, scheduler on, executor `fake`:
+the executor's start is stubbed, so a fire measures the scheduler alone; the engine
+cannot start 1,000 containers a second here). The baseline is the same measurement
+with a tenth of the definitions, in the same run.
+
+1. `gnomon apply -f` of a JSON file of N definitions (yearly cron schedules, so none
+   fires), as a subprocess: its wall time. The baseline is scaled up tenfold
+   (ratio 1.0: apply time grows linearly with N).
+2. Idle: the server's CPU time (/proc) over `--idle-seconds` with all N scheduled, as a
+   percentage of one core, and its resident memory.
+3. `GET /api/process_definitions?limit=100&after=<random name>`: p99 of 200 requests.
+4. Mass fire (the large size only): `--due` of them re-applied to fire at one coming
+   minute; for each run, `created_at - due_at` from the API; p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from resource import RUSAGE_CHILDREN, getrusage
+from typing import Any
+
+import requests
+
+from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
+
+PAGE = 100
+
+
+def definition(name: str, minutes: str = "0", hours: str = "3", day: str = "1") -> dict:
+    """A two-task definition on a cron schedule (by default once a year; with a `day` of
+    `*`, every day)."""
+    command = {"docker_image_command": {"image": "busybox", "command": ["true"]}}
+    return {
+        "process_definition_name": name,
+        "schedule": {
+            "cron_schedule": {
+                "minutes": minutes,
+                "hours": hours,
+                "day_of_month": day,
+                "month": "1" if day == "1" else "*",
+                "day_of_week": "?",
+            }
+        },
+        "task_definitions": [
+            {"task_definition_name": "extract", "executable": command},
+            {
+                "task_definition_name": "load",
+                "executable": command,
+                "dependencies": [{"task_definition_name": "extract"}],
+            },
+        ],
+    }
+
+
+def apply(served: Served, definitions: list[dict], workdir: Path, name: str) -> tuple[float, float]:
+    """Seconds `gnomon apply -f` takes to register `definitions`: wall time, and the CPU
+    time the command and the server spent (what a machine with cores to spare would see)."""
+    path = workdir / f"{name}.json"
+    path.write_text(json.dumps(definitions))
+    server_cpu, children = cpu_seconds(served.process.pid), getrusage(RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", "apply", "-f", str(path)],
+        env={"GNOMON_URL": served.url, "PATH": "/usr/bin:/bin"},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    after = getrusage(RUSAGE_CHILDREN)
+    command_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return wall, command_cpu + cpu_seconds(served.process.pid) - server_cpu
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process `pid`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def idle(served: Served, seconds: float) -> tuple[float, float]:
+    """The server's CPU use (% of a core) over `seconds`, and its RSS (MiB) at the end."""
+    pid = served.process.pid
+    before, started = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    used = cpu_seconds(pid) - before
+    return 100 * used / (time.monotonic() - started), rss_mib(pid)
+
+
+def page_p99(served: Served, names: list[str], requests_: int = 200) -> float:
+    """p99 in ms of one page of definitions after a random name."""
+    session, rng, times = requests.Session(), random.Random(7), []
+    for _ in range(requests_):
+        after = rng.choice(names)
+        started = time.perf_counter()
+        response = session.get(
+            f"{served.url}/api/process_definitions", params={"limit": PAGE, "after": after}
+        )
+        times.append(1000 * (time.perf_counter() - started))
+        response.raise_for_status()
+    return percentile(times, 0.99)
+
+
+def fire_minute(now: datetime, lead_seconds: float) -> datetime:
+    """The first whole minute at least `lead_seconds` from `now`."""
+    return (now + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
+
+
+def mass_fire(served: Served, names: list[str], workdir: Path, per_apply: float) -> list[float]:
+    """Lags (s) from due to created of the runs of `names`, re-applied to fire at one minute
+    (far enough ahead for the apply to end first, at `per_apply` seconds a definition)."""
+    due = fire_minute(datetime.now(UTC), lead_seconds=10 + 2 * per_apply * len(names))
+    moved = [definition(n, str(due.minute), str(due.hour), "*") for n in names]
+    apply(served, moved, workdir, "due")
+    deadline = due + timedelta(seconds=180)
+    session, runs = requests.Session(), []
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    while datetime.now(UTC) < deadline:
+        params = {"max_records": len(names) * 2}
+        runs = session.get(f"{served.url}/api/processes", params=params).json()
+        if len([r for r in runs if r.get("due_at")]) >= len(names):
+            break
+        time.sleep(1)
+    return [_lag(run) for run in runs if run.get("due_at")]
+
+
+def _lag(run: dict[str, Any]) -> float:
+    """created_at minus due_at of a run, in seconds."""
+    created = datetime.fromisoformat(run["created_at"].replace("Z", "+00:00"))
+    return (created - datetime.fromisoformat(run["due_at"].replace("Z", "+00:00"))).total_seconds()
+
+
+def one_size(count: int, due: int, idle_seconds: float, workdir: Path) -> dict[str, Any]:
+    """All figures for `count` definitions (a mass fire of `due` of them if due > 0)."""
+    names = [f"customer-{i:06d}" for i in range(count)]
+    found: dict[str, Any] = {}
+    with gnomon_serve(workdir, {"GNOMON_EXECUTOR": "fake"}) as served:
+        found["apply"], found["apply_cpu"] = apply(
+            served, [definition(n) for n in names], workdir, "all"
+        )
+        found["cpu"], found["rss"] = idle(served, idle_seconds)
+        found["page"] = page_p99(served, names)
+        if due:
+            due_names = random.Random(3).sample(names, due)
+            found["lags"] = mass_fire(served, due_names, workdir, found["apply"] / count)
+    return found
+
+
+def measure(definitions: int = 10_000, due: int = 1000, idle_seconds: float = 30) -> list[Figure]:
+    """The figures for `definitions`, each against a tenth of them."""
+    with tempfile.TemporaryDirectory(prefix="gnomon-bench-defs-") as tmp:
+        small_dir, large_dir = Path(tmp, "small"), Path(tmp, "large")
+        small_dir.mkdir()
+        large_dir.mkdir()
+        small = one_size(definitions // 10, 0, idle_seconds, small_dir)
+        large = one_size(definitions, due, idle_seconds, large_dir)
+    n = f"{definitions:,}"
+    figures = [
+        Figure("definitions", f"gnomon apply of {n}", large["apply"], "s",
+               baseline=10 * small["apply"], target=60),
+        Figure("definitions", f"gnomon apply of {n}: CPU of command + server", large["apply_cpu"],
+               "s", baseline=10 * small["apply_cpu"], target=60),
+        Figure("definitions", f"idle CPU with {n} scheduled", large["cpu"], "% core",
+               baseline=small["cpu"], target=1),
+        Figure("definitions", f"RSS with {n} scheduled", large["rss"], "MiB",
+               baseline=small["rss"], target=250),
+        Figure("definitions", f"GET page of {PAGE} p99 at {n}", large["page"], "ms",
+               baseline=small["page"], target=100),
+    ]  # fmt: skip
+    if due:
+        lags, stubbed = large["lags"], f"{len(large['lags'])} fired, executor stubbed"
+        figures += [
+            Figure("definitions", f"due -> created p50 ({stubbed})", percentile(lags, 0.5), "s"),
+            Figure("definitions", f"due -> created p99 ({stubbed})", percentile(lags, 0.99), "s",
+                   target=1),
+        ]  # fmt: skip
+    return figures
+
+
+def main() -> None:
+    """Run the benchmark from the command line and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--definitions", type=int, default=10_000)
+    parser.add_argument("--due", type=int, default=1000)
+    parser.add_argument("--idle-seconds", type=float, default=30)
+    args = parser.parse_args()
+    print(format_table(measure(args.definitions, args.due, args.idle_seconds)))
+
+
+if __name__ == "__main__":
+    main()

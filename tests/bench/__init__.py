@@ -1,0 +1,1 @@
+"""Smoke tests of the benchmarks: they run at tiny sizes (their figures are not checked)."""
