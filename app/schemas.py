@@ -7,10 +7,11 @@ so every rule a request must follow is written here, where OpenAPI can see it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 import definitions.fields
 from definitions import limits
@@ -43,13 +44,19 @@ class Text(definitions.fields.Text):
     portably (ECMA sees UTF-16 units).
     """
 
-    def __init__(self, *, max_length: int | None = None, **kwargs: Any) -> None:
-        rules: list[validate.Validator] = [
+    def __init__(
+        self,
+        *,
+        max_length: int | None = None,
+        also: Sequence[Callable[[str], Any]] = (),
+        **kwargs: Any,
+    ) -> None:
+        rules: list[Callable[[str], Any]] = [
             validate.Regexp(NO_NUL, error="Must not contain NUL characters.")
         ]
         if max_length is not None:
             rules.append(validate.Length(max=max_length))
-        super().__init__(validate=rules, **kwargs)
+        super().__init__(validate=[*rules, *also], **kwargs)
 
 
 class UTCDateTime(fields.DateTime):
@@ -113,20 +120,20 @@ class LogEntrySchema(Schema):
         )
 
 
+def _output_name(key: str) -> None:
+    """A key `output.<name>` publishes an output, whose name has rules of its own."""
+    problem = output_key_problem(key)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
 class MetadataEntrySchema(Schema):
     """`metadata_entry`: one key/value a task reported."""
 
     metadata_entry_id = fields.UUID(attribute="id", required=True)
     when = UTCDateTime(required=True)
-    key = Text(required=True, max_length=SHORT_TEXT_LENGTH)
+    key = Text(required=True, max_length=SHORT_TEXT_LENGTH, also=[_output_name])
     value = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
-
-    @validates("key")
-    def _output_name(self, key: str, **kwargs: Any) -> None:
-        """A key `output.<name>` publishes an output, whose name has rules of its own."""
-        problem = output_key_problem(key)
-        if problem is not None:
-            raise ValidationError(problem)
 
     @post_load
     def make_entry(self, data: dict[str, Any], **kwargs: Any) -> NewMetadataEntry:

@@ -28,6 +28,7 @@ TASK = dumper(TaskSchema())
 LOG_ENTRY = LogEntrySchema()
 LOG_ENTRIES = loader(LOG_ENTRY, LOG_ENTRY.make_entry)
 LOG_PAGE = LogPageSchema()
+LOG_PAGE_ENTRIES = LogEntrySchema(many=True)
 METADATA_ENTRY = MetadataEntrySchema()
 METADATA_ENTRIES = loader(METADATA_ENTRY, METADATA_ENTRY.make_entry)
 
@@ -62,7 +63,7 @@ def log_entries(task_id: str) -> Response:
     args = load_query(LOG_PAGE, request.args)
     after = str(args["after"]) if "after" in args else None
     page = queries.log_entries_page(task_id, after, args.get("limit", queries.LOG_PAGE_MAX))
-    return jsonify(LOG_ENTRIES.dump(page))
+    return jsonify(LOG_PAGE_ENTRIES.dump(page))
 
 
 @bp.post("/<task_id>/log_entries")

@@ -20,8 +20,8 @@ class DefinitionView:
     created_at: datetime
     updated_at: datetime
     updated_by: str | None
-    schedule_error: str | None = None  # why its last scheduled fire failed, if it did
     body: str  # the stored canonical wire JSON (without `paused`), for fast dumping
+    schedule_error: str | None = None  # why its last scheduled fire failed, if it did
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from playhouse.migrate import migrate as run_operations
 from scheduler import database as database_module
 from scheduler.database import latest_version, migrate, open_database
 from scheduler.models import MODELS, AuditEvent, Delivery, Run, SchemaVersion
+from tests.support.schema import back_to_version_1
 
 NOW = datetime(2024, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -80,21 +81,16 @@ def test_an_older_database_gets_a_new_migration_once(
     assert stamped_versions()[-2:] == [new_version - 1, new_version]
 
 
-def test_a_version_1_database_gets_the_notification_outbox(database_url: str) -> None:
-    db = open_database(database_url)
-    database_module.db.initialize(db)
-    db.create_tables([m for m in MODELS if m is not Delivery])  # the schema before migration 3
-    db.execute_sql('DROP INDEX IF EXISTS "run_definition_name_ended_at"')
-    SchemaVersion.create(version=1, applied_at=NOW)
+def test_a_version_1_database_gets_the_notification_outbox(database: Database) -> None:
+    back_to_version_1(database, NOW)
 
-    assert migrate(db, now=NOW) == latest_version()
+    assert migrate(database, now=NOW) == latest_version()
 
-    assert "delivery" in db.get_tables()
-    assert "run_definition_name_ended_at" in {index.name for index in db.get_indexes("run")}
+    assert "delivery" in database.get_tables()
+    assert "run_definition_name_ended_at" in {i.name for i in database.get_indexes("run")}
     assert 3 in stamped_versions()
     make_run()
     assert Delivery.select().count() == 0
-    db.close()
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
@@ -152,16 +148,9 @@ def test_runs_without_a_fire_time_do_not_collide(database: Database) -> None:
 
 
 def test_a_version_1_database_gets_instance_leases(database: Database) -> None:
-    migrator = SchemaMigrator.from_database(database)
-    run_operations(
-        migrator.drop_column("task", "instance"),
-        migrator.drop_column("definition", "schedule_error"),
-    )
-    database.execute_sql('DROP TABLE "instance"')
-    SchemaVersion.delete().execute()
-    SchemaVersion.create(version=1, applied_at=NOW)
+    back_to_version_1(database, NOW)
 
-    assert migrate(database) == 2
+    assert migrate(database) == latest_version()
 
     assert "instance" in database.get_tables()
     assert "instance" in {column.name for column in database.get_columns("task")}

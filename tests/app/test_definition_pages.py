@@ -58,7 +58,7 @@ def test_a_listed_definition_is_its_canonical_form_with_its_state(
     assert listed == one
     assert stored["paused"] is True and listed["paused"] is False
     wire = dump_definition(parse_definition(make_definition("a", paused=False)))
-    state = {"version", "next_fire_at", "created_at", "updated_at", "updated_by"}
+    state = {"version", "next_fire_at", "created_at", "updated_at", "updated_by", "schedule_error"}
     assert listed == {**wire, **{key: listed[key] for key in state}}
 
 

@@ -8,7 +8,8 @@ import pytest
 from peewee import Database, IntegrityError
 
 from scheduler.database import latest_version, migrate
-from scheduler.models import Run, SchemaVersion, TriggerKey
+from scheduler.models import Run, TriggerKey
+from tests.support.schema import back_to_version_1
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -22,10 +23,7 @@ def test_a_key_is_stored_once_per_definition(database: Database) -> None:
 
 
 def test_migration_5_adds_run_parameters_and_trigger_keys(database: Database) -> None:
-    database.drop_tables([TriggerKey])
-    database.execute_sql('ALTER TABLE "run" DROP COLUMN "parameters"')
-    SchemaVersion.delete().execute()
-    SchemaVersion.create(version=1, applied_at=NOW)
+    back_to_version_1(database, NOW)
 
     assert migrate(database, now=NOW) == latest_version() >= 5
 
