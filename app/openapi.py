@@ -74,6 +74,22 @@ NO_CONTENT = {"204": {"description": "done; no body"}}
 BAD_INPUT = "a parameter or the body is invalid; `details.fields` names each bad field"
 
 
+LOG_STREAM_DESCRIPTION = (
+    "Each stored entry is an `event: log` whose `data` is the entry's JSON (`log_entry_id`, "
+    "`when`, `source`: `stdout`, `stderr` or the reporter's source, `message`) and whose "
+    "`id` is its position; reconnect with `Last-Event-ID` to resume after it. A comment "
+    "line is sent after LOG_STREAM_HEARTBEAT_SECONDS of silence. `event: end` closes the "
+    "stream once the attempt has ended and all of its entries have been sent."
+)
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "required": False,
+    "description": "the id of the last event received, to resume after it",
+    "schema": {"type": "string", "pattern": r"^\d{1,20}\.\d{1,20}\.[^\s.]{1,64}$"},
+}
+
+
 def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
     """Every operation of the API by path and method (`max_entries`: per callback call)."""
     definitions = "/api/process_definitions"
@@ -187,6 +203,21 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
             "get": {
                 "summary": "One task attempt with its log and metadata entries",
                 "responses": responses(ok(ref("Task")), e400=BAD_INPUT, e404="unknown id"),
+            },
+        },
+        "/api/tasks/{task_id}/log_stream": {
+            "parameters": [uuid_path("task_id")],
+            "get": {
+                "summary": "The attempt's log entries as server-sent events, live until it ends",
+                "description": LOG_STREAM_DESCRIPTION,
+                "parameters": [LAST_EVENT_ID],
+                "responses": responses(
+                    {"200": {"description": "an event stream", "content": {
+                        "text/event-stream": {"schema": {"type": "string"}}}}},
+                    e400=BAD_INPUT,
+                    e404="unknown id",
+                    e503="LOG_STREAMS_MAX streams are open; retry after `Retry-After` seconds",
+                ),
             },
         },
         **callback(

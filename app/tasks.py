@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.auth import Access, requires
 from app.dumping import dumper
 from app.errors import invalid
+from app.log_stream import log_stream_response
 from app.http import actor, json_body, no_content, uuid_param
 from app.schemas import (
     LogEntrySchema,
@@ -48,6 +49,12 @@ def list_tasks() -> Response:
 def get_task(task_id: str) -> Response:
     """One attempt with its log and metadata entries; 404 if unknown."""
     return jsonify(TASK(queries.get_task(uuid_param("task_id", task_id))))
+
+
+@bp.get("/<task_id>/log_stream")
+def log_stream(task_id: str) -> Response:
+    """The attempt's log as server-sent events, live until it has ended (see app.log_stream)."""
+    return log_stream_response(uuid_param("task_id", task_id))
 
 
 @bp.post("/<task_id>/log_entries")
