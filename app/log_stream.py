@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response, current_app, request
+from peewee import Database
 
 from app.errors import ApiError, invalid
 from app.dumping import dumper
@@ -71,8 +72,9 @@ def log_stream_response(task_id: str) -> Response:
     slots: StreamSlots = current_app.extensions[SLOTS_KEY]
     if not slots.take():
         raise too_many_streams(slots.limit)
-    settings = gnomon().settings
-    events = stream_events(task_id, floor, settings["LOG_STREAM_HEARTBEAT_SECONDS"])
+    state = gnomon()  # read now: the stream runs after the request context is gone
+    heartbeat = state.settings["LOG_STREAM_HEARTBEAT_SECONDS"]
+    events = stream_events(state.database, task_id, floor, heartbeat)
     response = Response(events, mimetype="text/event-stream")
     response.call_on_close(slots.give_back)
     response.headers["Cache-Control"] = "no-cache"
@@ -113,9 +115,10 @@ def cursor_id(cursor: LogCursor) -> str:
     return f"{micros}.{cursor.seq}.{cursor.id}"
 
 
-def stream_events(task_id: str, floor: LogCursor | None, heartbeat: float) -> Iterator[str]:
+def stream_events(
+    database: Database, task_id: str, floor: LogCursor | None, heartbeat: float
+) -> Iterator[str]:
     """The events of the stream, until the attempt has ended and every entry is sent."""
-    database = gnomon().database
     sent: dict[str, datetime] = {}  # ids sent within LOOKBACK of the newest, and their time
     newest = floor
     last_write = time.monotonic()

@@ -67,7 +67,10 @@ def seconds_text(seconds: float) -> str:
     minutes, rest = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {rest} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min"
+    return f"{hours // 24} d {hours % 24} h"
 
 
 def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:
