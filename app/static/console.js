@@ -101,6 +101,9 @@
         source.close();
         state.textContent = "ended: all output shown";
         list.setAttribute("data-ended", "");
+        if (follow.checked && !/[?&]task=/.test(window.location.search)) {
+          followRun(list.getAttribute("data-task-id"));
+        }
       });
       source.onerror = function () {
         if (source.readyState === EventSource.CLOSED) {
@@ -122,13 +125,16 @@
     open();
   }
 
-  function awaitAttempt(marker) {
+  // Without an attempt picked, the log follows the run: when another attempt starts
+  // running (or the first one appears), the page reopens on it.
+  function followRun(shownId) {
     document.addEventListener("gnomon:live", function () {
-      if (document.querySelector('[data-live] a[href^="?task="]')) {
+      var row = document.querySelector("[data-live] tr[data-running]") ||
+        (shownId ? null : document.querySelector("[data-live] tr[data-task-id]"));
+      if (row && row.getAttribute("data-task-id") !== shownId) {
         window.location.reload();
       }
     });
-    return marker;
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -136,7 +142,6 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-live]"), pollLive);
     var list = document.getElementById("log-lines");
     if (list) { streamLog(list); }
-    var marker = document.querySelector("[data-await-attempt]");
-    if (marker) { awaitAttempt(marker); }
+    if (document.querySelector("[data-await-attempt]")) { followRun(null); }
   });
 }());
