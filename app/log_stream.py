@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, Response, current_app, request
 from peewee import Database
 
-from app.errors import ApiError, invalid
 from app.dumping import dumper
+from app.errors import ApiError, invalid
 from app.schemas import LogEntrySchema
 from app.state import gnomon
 from scheduler.overview import LogCursor, attempt_ended, log_entries_after

@@ -212,8 +212,12 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "description": LOG_STREAM_DESCRIPTION,
                 "parameters": [LAST_EVENT_ID],
                 "responses": responses(
-                    {"200": {"description": "an event stream", "content": {
-                        "text/event-stream": {"schema": {"type": "string"}}}}},
+                    {
+                        "200": {
+                            "description": "an event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        }
+                    },
                     e400=BAD_INPUT,
                     e404="unknown id",
                     e503="LOG_STREAMS_MAX streams are open; retry after `Retry-After` seconds",

@@ -7,8 +7,8 @@ from flask import Blueprint, Response, jsonify, request
 from app.auth import Access, requires
 from app.dumping import dumper
 from app.errors import invalid
-from app.log_stream import log_stream_response
 from app.http import actor, json_body, no_content, uuid_param
+from app.log_stream import log_stream_response
 from app.schemas import (
     LogEntrySchema,
     MetadataEntrySchema,

@@ -1,4 +1,4 @@
-"""Schedules in words, for people: "at 06:00 on Mon–Fri (Europe/Paris)"."""
+"""Schedules in words, for people: "at 06:00 on Mon-Fri (Europe/Paris)"."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _months(month: str) -> str:
 
 
 def _named(field: str, names: tuple[str, ...], first: int) -> str:
-    """A list/range field with numbers replaced by names and ranges shown with an en dash."""
+    """A list/range field with numbers replaced by names and ranges as `Mon-Fri`."""
 
     def name(token: str) -> str:
         if token.isdigit() and first <= int(token) < first + len(names):
@@ -67,5 +67,5 @@ def _named(field: str, names: tuple[str, ...], first: int) -> str:
 
     items = []
     for item in field.split(","):
-        items.append("–".join(name(t) for t in item.split("-")) if "/" not in item else item)
+        items.append("-".join(name(t) for t in item.split("-")) if "/" not in item else item)
     return ", ".join(items)

@@ -16,9 +16,11 @@ from app.console.present import (
     definition_zone,
     duration,
     history_marks,
+    marks_svg,
     masked_environment,
     run_states,
     seconds_text,
+    status_badge,
     utc_text,
     version_diff,
     zoned_text,
@@ -48,6 +50,8 @@ def helpers() -> dict[str, object]:
         "seconds": seconds_text,
         "schedule": describe_schedule,
         "zone_of": definition_zone,
+        "status": status_badge,
+        "marks": marks_svg,
     }
 
 
@@ -122,8 +126,10 @@ def definition(name: str) -> str:
         view=view,
         picture=layout(view.definition),
         environment=masked_environment(view.definition),
-        commands={t.task_definition_name: command_text(view.definition, t.task_definition_name)
-                  for t in view.definition.task_definitions},  # fmt: skip
+        commands={
+            t.task_definition_name: command_text(view.definition, t.task_definition_name)
+            for t in view.definition.task_definitions
+        },
         recent=overview.recent_runs(name, 20),
         versions=versions,
         diff=diff,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup, escape
+
 from definitions import ProcessDefinition
 from definitions.layout import Box, Layout, layout
 from executor.base import REDACTED, SECRET_NAME
@@ -53,6 +55,15 @@ def state_of(status: str) -> str:
     return status
 
 
+def status_badge(status: str) -> Markup:
+    """A status as a coloured badge with its sign and its word."""
+    state = state_of(status)
+    return Markup(
+        f'<span class="status s-{state}"><span class="icon" aria-hidden="true">'
+        f"{ICONS.get(state, '•')}</span> {escape(status)}</span>"
+    )
+
+
 def shorten(text: str, most: int) -> str:
     """`text`, cut with an ellipsis if longer than `most` characters."""
     return text if len(text) <= most else text[: most - 1] + "…"
@@ -82,7 +93,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime) -> str
 
 def utc_text(when: datetime | None) -> str:
     """A UTC time as `2026-12-01 14:03:22Z`; empty for None."""
-    return when.strftime("%Y-%m-%d %H:%M:%SZ") if when else ""
+    return when.isoformat(" ", "seconds").replace("+00:00", "Z") if when else ""
 
 
 def zoned_text(when: datetime | None, zone: str) -> str:
@@ -145,6 +156,24 @@ def history_marks(runs: tuple[RunView, ...], now: datetime) -> list[Mark]:
     ]
 
 
+def marks_svg(marks: list[Mark], run_url: str) -> Markup:
+    """The history strip: one bar per run, linking to it (`run_url` + id)."""
+    if not marks:
+        return Markup("")
+    width = len(marks) * (MARK_WIDTH + MARK_GAP)
+    label = ", ".join(m.state for m in marks)
+    bars = "".join(
+        f'<a href="{escape(run_url + m.run.id)}"><rect class="mark s-{m.state}" x="{m.x}"'
+        f' y="{MARK_HEIGHT + 2 - m.height}" width="{MARK_WIDTH}" height="{m.height}">'
+        f"<title>{escape(m.title)}</title></rect></a>"
+        for m in marks
+    )
+    return Markup(
+        f'<svg class="marks" width="{width}" height="{MARK_HEIGHT + 2}" role="img"'
+        f' aria-label="last {len(marks)} runs, oldest first: {label}">{bars}</svg>'
+    )
+
+
 def masked_environment(definition: ProcessDefinition) -> dict[str, list[tuple[str, str]]]:
     """Per task, its environment variables with values whose names look secret masked."""
     return {
@@ -184,4 +213,3 @@ def command_text(definition: ProcessDefinition, task_name: str) -> str:
     """A task's command as one shell-like line."""
     parts = definition.task(task_name).executable.command
     return " ".join(json.dumps(part) if " " in part or not part else part for part in parts)
-

@@ -91,15 +91,25 @@ def test_definitions_page_shows_schedule_in_words_history_and_failing_definition
     client: FlaskClient, put_definition: Callable[..., Definition], trigger: Callable[..., str],
     drive: Callable[[], None], app: Flask,
 ) -> None:  # fmt: skip
-    put_definition(schedule={"cron_schedule": {"minutes": "0", "hours": "6", "day_of_month": "?",
-                   "month": "*", "day_of_week": "MON-FRI", "time_zone": "Europe/Paris"}})
+    put_definition(
+        schedule={
+            "cron_schedule": {
+                "minutes": "0",
+                "hours": "6",
+                "day_of_month": "?",
+                "month": "*",
+                "day_of_week": "MON-FRI",
+                "time_zone": "Europe/Paris",
+            }
+        }
+    )
     put_definition("quiet")
     client.post("/api/process_definitions/quiet/pause")
     fake(app).script("load", Script(exit_code=1))
     run_id = trigger()
     drive()
     page = client.get("/definitions").get_data(as_text=True)
-    assert "at 06:00 on Mon–Fri (Europe/Paris)" in page
+    assert "at 06:00 on Mon-Fri (Europe/Paris)" in page
     assert re.search(r"\d\d:00 CES?T", page)  # the next run in the definition's zone
     assert re.search(r'<tr class="failing[^"]*" data-name="nightly"', page)
     assert 'data-name="quiet"' in page and "⏸ paused" in page
@@ -195,7 +205,9 @@ def guarded(make_app: Callable[..., Flask]) -> Flask:
 def sign_in(client: FlaskClient, token: str) -> TestResponse:
     """Sign in through the form, as a person does."""
     form = client.get("/login")
-    return client.post("/login?next=/definitions", data={"token": token, "csrf_token": csrf_of(form)})
+    return client.post(
+        "/login?next=/definitions", data={"token": token, "csrf_token": csrf_of(form)}
+    )
 
 
 def test_with_tokens_the_console_asks_for_one_and_keeps_it_in_a_strict_cookie(
@@ -232,7 +244,9 @@ def test_a_read_token_sees_no_working_buttons_and_cannot_act(
     for action, body in forms:
         button = re.search(r"<button[^>]*>", body).group(0)
         assert ("disabled" in button) == (action != "/logout"), action
-    acted = client.post("/definitions/nightly/trigger", data={"csrf_token": csrf_of(client.get("/"))})
+    acted = client.post(
+        "/definitions/nightly/trigger", data={"csrf_token": csrf_of(client.get("/"))}
+    )
     assert acted.status_code == 403 and "scope read" in acted.get_data(as_text=True)
     assert client.get("/api/processes", headers=auth).get_json() == []
 
@@ -244,7 +258,9 @@ def test_a_write_token_may_act(guarded: Flask, make_definition: Callable[..., De
     sign_in(client, WRITE_TOKEN)
     page = client.get("/definitions/nightly").get_data(as_text=True)
     assert "disabled" not in page
-    acted = client.post("/definitions/nightly/trigger", data={"csrf_token": csrf_of(client.get("/"))})
+    acted = client.post(
+        "/definitions/nightly/trigger", data={"csrf_token": csrf_of(client.get("/"))}
+    )
     assert acted.status_code == 302
     runs = client.get("/api/processes", headers=auth).get_json()
     assert [r["trigger"] for r in runs] == ["manual:operator"]

@@ -31,8 +31,9 @@ def task(name: str, script: str, *deps: str, **extra: Any) -> dict[str, Any]:
     """A busybox task running `sh -c script`."""
     return {
         "task_definition_name": name,
-        "dependencies": [{"task_definition_name": d, "success_required": d != "lint"}
-                         for d in deps],  # fmt: skip
+        "dependencies": [
+            {"task_definition_name": d, "success_required": d != "lint"} for d in deps
+        ],
         "executable": {"docker_image_command": {"image": IMAGE, "command": ["sh", "-c", script]}},
         **extra,
     }
@@ -154,7 +155,7 @@ def test_trigger_from_the_definitions_page_then_watch_the_run_turn_green_with_it
     press(browser, by_css(browser, 'tr[data-name="hello"] button'))
     shown(browser, ".run-status")
     run_id = run_id_of(browser)
-    shown(browser, 'g.node.s-running, g.node.s-succeeded')
+    shown(browser, "g.node.s-running, g.node.s-succeeded")
     line = shown(browser, "#log-lines li.out", "hello from the container")
     assert "stdout" in line.text
     shown(browser, "#log-lines li.err.error", "ERROR: only a test")  # stderr, highlighted
@@ -287,7 +288,9 @@ class Attacker(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def test_a_forged_form_post_from_another_page_is_refused(browser: Any, guarded: LiveService) -> None:
+def test_a_forged_form_post_from_another_page_is_refused(
+    browser: Any, guarded: LiveService
+) -> None:
     guarded.put_definition(definition("guarded", task("greet", "true")))
     sign_in(browser, guarded, WRITE_TOKEN)
     Attacker.target = f"{guarded.url}/definitions/guarded/trigger"

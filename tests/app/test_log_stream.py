@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -110,7 +110,10 @@ def test_entries_stream_as_they_are_stored_then_the_stream_ends(
     with gnomon_connection(app):
         fake(app).finish(attempt, 0, ["printed on stdout"])
     printed = events.next()
-    assert (printed["data"]["source"], printed["data"]["message"]) == ("stdout", "printed on stdout")
+    assert (printed["data"]["source"], printed["data"]["message"]) == (
+        "stdout",
+        "printed on stdout",
+    )
     assert events.next()["event"] == "end"
     with pytest.raises(StopIteration):
         events.next()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import random
 import time
 
+from bench.console import sample_dag
 from definitions import DockerImageCommand, ProcessDefinition, TaskDefinition, TaskDependency
 from definitions.layout import Box, layout
 
@@ -20,24 +20,18 @@ def make_definition(edges: dict[str, list[tuple[str, bool]]]) -> ProcessDefiniti
     return ProcessDefinition("picture", tasks)
 
 
-def random_dag(size: int, seed: int = 3) -> ProcessDefinition:
-    """`size` tasks, each depending on up to three earlier ones, some optionally."""
-    rng = random.Random(seed)
-    edges: dict[str, list[tuple[str, bool]]] = {}
-    for i in range(size):
-        earlier = [f"task-{j:03d}" for j in range(max(0, i - 30), i)]
-        picks = rng.sample(earlier, min(len(earlier), rng.randint(0, 3)))
-        edges[f"task-{i:03d}"] = [(p, rng.random() < 0.8) for p in picks]
-    return make_definition(edges)
-
-
 def overlap(a: Box, b: Box) -> bool:
     """Whether two boxes share any area."""
-    return a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height
+    return (
+        a.x < b.x + b.width
+        and b.x < a.x + a.width
+        and a.y < b.y + b.height
+        and b.y < a.y + a.height
+    )
 
 
 def test_every_task_is_right_of_its_dependencies() -> None:
-    definition = random_dag(60)
+    definition = sample_dag(60)
     picture = layout(definition)
     for task in definition.task_definitions:
         box = picture.box(task.task_definition_name)
@@ -64,17 +58,17 @@ def test_optional_dependencies_are_marked_for_dashed_edges() -> None:
 
 
 def test_two_hundred_tasks_have_no_overlapping_boxes_and_fit_the_picture() -> None:
-    picture = layout(random_dag(200))
+    picture = layout(sample_dag(200))
     assert len(picture.boxes) == 200
     for a, b in itertools.combinations(picture.boxes, 2):
         assert not overlap(a, b), (a, b)
     for box in picture.boxes:
-        assert 0 <= box.x and box.x + box.width <= picture.width
-        assert 0 <= box.y and box.y + box.height <= picture.height
+        assert box.x >= 0 and box.x + box.width <= picture.width
+        assert box.y >= 0 and box.y + box.height <= picture.height
 
 
 def test_two_hundred_tasks_are_laid_out_in_under_100_ms() -> None:
-    definition = random_dag(200)
+    definition = sample_dag(200)
     layout(definition)  # warm up
     timings = []
     for _ in range(5):
@@ -86,8 +80,6 @@ def test_two_hundred_tasks_are_laid_out_in_under_100_ms() -> None:
 
 def test_barycentre_ordering_uncrosses_a_swapped_pair() -> None:
     # x and y are listed in the opposite order of their parents q and p
-    picture = layout(
-        make_definition({"p": [], "q": [], "x": [("q", True)], "y": [("p", True)]})
-    )
+    picture = layout(make_definition({"p": [], "q": [], "x": [("q", True)], "y": [("p", True)]}))
     assert picture.box("p").y < picture.box("q").y
     assert picture.box("y").y < picture.box("x").y
