@@ -81,6 +81,16 @@ LOG_STREAM_DESCRIPTION = (
     "line is sent after LOG_STREAM_HEARTBEAT_SECONDS of silence. `event: end` closes the "
     "stream once the attempt has ended and all of its entries have been sent."
 )
+LOG_EVENT = {
+    "type": "object",
+    "description": "one event: `log` (data: a LogEntry as JSON) or `end` (data: {})",
+    "properties": {
+        "event": {"type": "string", "enum": ["log", "end"]},
+        "id": {"type": "string"},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
 LAST_EVENT_ID = {
     "in": "header",
     "name": "Last-Event-ID",
@@ -214,8 +224,8 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "responses": responses(
                     {
                         "200": {
-                            "description": "an event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            "description": "an event stream (see the description)",
+                            "content": {"text/event-stream": {"schema": LOG_EVENT}},
                         }
                     },
                     e400=BAD_INPUT,
