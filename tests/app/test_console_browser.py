@@ -184,8 +184,11 @@ def test_the_live_log_follows_filters_and_finds(browser: Any, service: LiveServi
 
 def test_kill_a_long_run_from_its_page(browser: Any, service: LiveService) -> None:
     service.put_definition(definition("long", task("sleeper", "echo started; sleep 300")))
+    browser.get(service.url + "/")
+    shown(browser, "#runs")
     run_id = service.trigger("long")
-    browser.get(f"{service.url}/runs/{run_id}")
+    shown(browser, "#runs tr", run_id[:8])  # the runs page updated by itself
+    by_css(browser, f'a[title="{run_id}"]').click()
     shown(browser, "#log-lines li", "started")
     press(browser, shown(browser, "button.danger", "Kill"))
     shown(browser, ".run-status .s-failed")
@@ -226,9 +229,11 @@ def test_every_page_photographed_light_and_dark_desktop_and_phone(
         for shot in photograph(browser, service.url + path, name):
             assert shot.stat().st_size > 5_000
     look(browser, "light", "phone")
-    browser.get(service.url + "/")
-    width = browser.execute_script("return document.documentElement.scrollWidth")
-    assert width <= 390, "the runs page scrolls sideways on a phone"
+    run_id = service.api("GET", "/api/processes").json()[0]["process_id"]
+    for path in ("/", "/definitions", "/definitions/hello", f"/runs/{run_id}"):
+        browser.get(service.url + path)
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone"
     look(browser, "light", "desktop")
 
 

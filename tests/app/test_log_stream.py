@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.config import ConfigError
 from executor.fake import Script
 from scheduler.service import utc_now
 from tests.app.conftest import Definition, fake, task_auth
@@ -182,3 +183,8 @@ def gnomon_connection(app: Flask) -> Any:
     from tests.app.conftest import gnomon_of
 
     return gnomon_of(app).database.connection_context()
+
+
+def test_streams_must_leave_threads_to_the_api(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ConfigError, match=r"SERVE_THREADS \(16\) must be at least LOG_STREAMS_MAX"):
+        make_app(LOG_STREAMS_MAX=13)
