@@ -54,13 +54,7 @@ def csrf_token() -> str:
 def signed_in_token() -> ApiToken | None:
     """The configured API token this session signed in with, if still configured."""
     digest = session.get("token_digest")
-    if not isinstance(digest, str):
-        return None
-    found = None
-    for token in credentials().api_tokens:
-        if hmac.compare_digest(token.digest, digest):
-            found = token
-    return found
+    return credentials().by_digest(digest) if isinstance(digest, str) else None
 
 
 def current_viewer() -> Viewer | None:
