@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from peewee import Expression
 
@@ -30,6 +31,7 @@ from scheduler.states import FINAL_TASK, RunStatus, wire_run_statuses
 from scheduler.views import DefinitionView, LogEntryView, RunView, TaskView
 
 RECENT_RUNS = 20
+WIRE_STATUS = {status.value: status.wire for status in RunStatus}
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,24 @@ class RunPage:
     has_more: bool
 
 
+class RecentRun(NamedTuple):
+    """What a definition's history strip shows of one run (a tuple: pages show 1,000)."""
+
+    id: str
+    status: str  # wire status
+    started_at: datetime
+    ended_at: datetime | None
+
+
 @dataclass(frozen=True)
 class DefinitionSummary:
-    """A definition with its most recent runs (newest first, without attempts)."""
+    """A definition with its most recent runs (newest first)."""
 
     view: DefinitionView
-    recent: tuple[RunView, ...]
+    recent: tuple[RecentRun, ...]
 
     @property
-    def last(self) -> RunView | None:
+    def last(self) -> RecentRun | None:
         """The newest run, if any."""
         return self.recent[0] if self.recent else None
 
@@ -112,32 +123,30 @@ def _bare_run(row: Sequence) -> RunView:
 def definition_summaries() -> list[DefinitionSummary]:
     """Every definition by name, each with its last RECENT_RUNS runs (one query for all)."""
     rows = list(Definition.select().order_by(Definition.name))
-    recent: dict[str, list[RunView]] = defaultdict(list)
-    for run in _recent_of_each([row.name for row in rows], RECENT_RUNS):
-        recent[run.definition_name].append(run)
+    recent: dict[str, list[RecentRun]] = defaultdict(list)
+    for name, run in _recent_of_each([row.name for row in rows], RECENT_RUNS):
+        recent[name].append(run)
     return [DefinitionSummary(definition_view(row), tuple(recent[row.name])) for row in rows]
 
 
-def _recent_of_each(names: Sequence[str], limit: int) -> list[RunView]:
-    """The newest `limit` runs of each of `names`, newest first per name.
+def _recent_of_each(names: Sequence[str], limit: int) -> list[tuple[str, RecentRun]]:
+    """The newest `limit` runs of each of `names`, newest first per name, with their name.
 
     One statement: a UNION ALL of one index range per name, so its cost follows the
     number of definitions, never the size of the history.
     """
     if not names:
         return []
-    columns = ", ".join(field.column_name for field in RUN_VIEW_FIELDS)
     branch = (
-        f"SELECT * FROM (SELECT {columns} FROM run WHERE definition_name = %s"
-        " ORDER BY started_at DESC LIMIT %s) AS r{i}"
-    )
-    param = db.param
-    sql = " UNION ALL ".join(branch.replace("%s", param).format(i=i) for i in range(len(names)))
+        "SELECT * FROM (SELECT definition_name, id, status, started_at, ended_at FROM run"
+        " WHERE definition_name = %s ORDER BY started_at DESC LIMIT %s) AS r{i}"
+    ).replace("%s", db.param)
+    sql = " UNION ALL ".join(branch.format(i=i) for i in range(len(names)))
     params = [value for name in names for value in (name, limit)]
-    converters = [field.python_value for field in RUN_VIEW_FIELDS]
+    when = Run.started_at.python_value
     return [
-        _bare_run([convert(value) for convert, value in zip(converters, row, strict=True)])
-        for row in db.execute_sql(sql, params).fetchall()
+        (name, RecentRun(run_id, WIRE_STATUS[status], when(started), when(ended)))
+        for name, run_id, status, started, ended in db.execute_sql(sql, params).fetchall()
     ]
 
 

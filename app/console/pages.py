@@ -15,8 +15,7 @@ from app.console.present import (
     command_text,
     definition_zone,
     duration,
-    history_marks,
-    marks_svg,
+    history_svg,
     masked_environment,
     run_states,
     seconds_text,
@@ -51,7 +50,7 @@ def helpers() -> dict[str, object]:
         "schedule": describe_schedule,
         "zone_of": definition_zone,
         "status": status_badge,
-        "marks": marks_svg,
+        "history": history_svg,
     }
 
 
@@ -102,11 +101,7 @@ def runs_page_url(page: int) -> str:
 @bp.get("/definitions")
 def definitions() -> str:
     """Every definition with its schedule, next and last runs, and recent history."""
-    summaries = overview.definition_summaries()
-    now = utc_now()
-    marks = {s.view.definition.process_definition_name: history_marks(s.recent, now)
-             for s in summaries}  # fmt: skip
-    return render("definitions.html", summaries=summaries, marks=marks)
+    return render("definitions.html", summaries=overview.definition_summaries())
 
 
 @bp.get("/definitions/<name>")
