@@ -183,7 +183,8 @@ def _log_lines(task_id: str) -> Iterator[str]:
 def login() -> Response | tuple[str, int]:
     """Sign in with an API token (only asked when tokens are configured)."""
     target = request.args.get("next", "")
-    target = target if target.startswith("/") and not target.startswith("//") else "/"
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    target = target if local else "/"  # only back to this service, never to another host
     problem = None
     if request.method == "POST":
         token = credentials().api_token(request.form.get("token", "").strip())

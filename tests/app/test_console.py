@@ -219,6 +219,13 @@ def test_with_tokens_the_console_asks_for_one_and_keeps_it_in_a_strict_cookie(
     assert client.get("/static/console.css").status_code == 200  # the sign-in page needs it
     wrong = sign_in(client, "not-a-token")
     assert wrong.status_code == 401 and "not valid" in wrong.get_data(as_text=True)
+    form = csrf_of(client.get("/login"))
+    for elsewhere in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+        away = client.post(
+            f"/login?next={elsewhere}", data={"token": READ_TOKEN, "csrf_token": form}
+        )
+        assert away.headers["Location"] == "/", elsewhere
+        form = csrf_of(client.get("/login"))
     signed = sign_in(client, WRITE_TOKEN)
     assert signed.status_code == 302 and signed.headers["Location"] == "/definitions"
     cookie = signed.headers["Set-Cookie"]
