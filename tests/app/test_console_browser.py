@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from app.auth import Scope, entry
+from app.cli import main
 from tests.support.browser import look, screenshot, start_browser
 from tests.support.live import LiveService, live_service, wait_for
 
@@ -180,6 +182,11 @@ def test_the_live_log_follows_filters_and_finds(browser: Any, service: LiveServi
     download = by_css(browser, "a[download]").get_attribute("href")
     text = service.http.get(download, timeout=10).text
     assert text.count("\n") == 31 and "stdout: line 29" in text
+    task_id = service.run(run_id)["task"][0]["task_id"]
+    followed = CliRunner().invoke(main, ["logs", task_id, "--follow", "--url", service.url])
+    assert followed.exit_code == 0, followed.output
+    assert followed.stdout.splitlines()[-1].endswith("stdout: an error here")
+    assert len(followed.stdout.splitlines()) == 31
 
 
 def test_kill_a_long_run_from_its_page(browser: Any, service: LiveService) -> None:
