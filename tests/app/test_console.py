@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,7 +14,9 @@ from werkzeug.test import TestResponse
 
 from app.auth import Scope, entry
 from executor.fake import Script
-from tests.app.conftest import Definition, fake
+from scheduler.service import utc_now
+from scheduler.views import NewMetadataEntry
+from tests.app.conftest import Definition, fake, gnomon_of
 
 READ_TOKEN, WRITE_TOKEN = "read-token-of-the-console-tests", "write-token-of-the-console-tests"
 TOKENS = f"{entry('viewer', Scope.READ, READ_TOKEN)},{entry('operator', Scope.WRITE, WRITE_TOKEN)}"
@@ -277,3 +281,30 @@ def test_the_session_key_comes_from_the_database_secret(make_app: Callable[..., 
     first, second = make_app(), make_app()
     assert first.secret_key == second.secret_key  # same database, same key: sessions survive
     assert isinstance(first.secret_key, bytes) and len(first.secret_key) == 32
+
+
+def test_trigger_one_task_and_see_the_latest_metadata_on_the_run_page(
+    app: Flask, client: FlaskClient, put_definition: Callable[..., Definition],
+    drive: Callable[[], None],
+) -> None:  # fmt: skip
+    fake(app).script("load", Script(duration_seconds=None))  # runs until the test ends
+    put_definition()
+    form = {"csrf_token": csrf_of(client.get("/definitions/nightly")), "task": "load"}
+    started = client.post("/definitions/nightly/trigger", data=form)
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    drive()
+    run = client.get(f"/api/processes/{run_id}").get_json()
+    assert [t["task_definition_name"] for t in run["task"]] == ["load"]
+    task_id = run["task"][0]["task_id"]
+    with gnomon_of(app).database.connection_context():
+        for value in ("41", "42"):
+            app_scheduler(app).add_metadata(
+                task_id, [NewMetadataEntry(str(uuid.uuid4()), utc_now(), "rows", value)]
+            )
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "<div>rows=42</div>" in page and "rows=41" not in page
+
+
+def app_scheduler(app: Flask) -> Any:
+    """The scheduler of `app`, to store entries as a task's callbacks would."""
+    return gnomon_of(app).scheduler
