@@ -13,7 +13,17 @@ from flask import Flask, request
 from peewee import Database
 from prometheus_client import CollectorRegistry
 
-from app import auth, errors, metrics, openapi, process_definitions, processes, tasks
+from app import (
+    auth,
+    console,
+    errors,
+    log_stream,
+    metrics,
+    openapi,
+    process_definitions,
+    processes,
+    tasks,
+)
 from app import config as settings_table
 from app.state import EXTENSION_KEY, Gnomon
 from executor import Executor
@@ -25,7 +35,7 @@ from scheduler.tokens import server_secret
 
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
-    """Build the app: settings, database (migrated), executor, scheduler, auth, routes, metrics.
+    """Build the app: settings, database (migrated), executor, scheduler, auth, routes, console.
 
     Nothing starts here: `gnomon serve` calls `scheduler.start()`.
     """
@@ -38,7 +48,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     database = open_database(settings["DATABASE_URL"])
     with database.connection_context():
         migrate(database)
-        server_secret()  # made on the first start, so that checking a task token writes nothing
+        secret = server_secret()  # made on the first start: checking a task token writes nothing
     registry = CollectorRegistry()
     scheduler = Scheduler(
         build_executor(settings),
@@ -53,6 +63,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     auth.init_app(app, settings)  # after the connection opens: task tokens need the database
     for blueprint in (process_definitions.bp, processes.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    log_stream.init_app(app)
+    console.init_app(app, secret)
     return app
 
 

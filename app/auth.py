@@ -80,9 +80,11 @@ class Credentials:
 
     def api_token(self, presented: str | None) -> ApiToken | None:
         """The configured token `presented` is, if any (every digest compared in constant time)."""
-        if not presented:
-            return None
-        wanted = digest(presented)
+        return self.by_digest(digest(presented)) if presented else None
+
+    def by_digest(self, wanted: str) -> ApiToken | None:
+        """The configured token whose digest is `wanted` (every digest compared in constant
+        time)."""
         found = None
         for token in self.api_tokens:
             if hmac.compare_digest(token.digest, wanted):

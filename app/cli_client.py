@@ -723,31 +723,28 @@ def show_entry(entry: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{show_time(entry.get('when'))} {entry.get('source', '-')}: {entry['message']}")
 
 
-def show_new_entries(task: dict[str, Any], seen: set[str], as_json: bool) -> None:
-    """Print the task's log entries not printed yet, oldest first."""
-    entries = sorted(task.get("log_entries", []), key=lambda e: e.get("when") or "")
-    for entry in entries:
-        if entry["log_entry_id"] not in seen:
-            seen.add(entry["log_entry_id"])
-            show_entry(entry, as_json)
+def show_entries(task: dict[str, Any], as_json: bool) -> None:
+    """Print the task's log entries, oldest first."""
+    for entry in sorted(task.get("log_entries", []), key=lambda e: e.get("when") or ""):
+        show_entry(entry, as_json)
 
 
 @service_command("logs")
 @click.argument("task_id")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries until the task ends.")
+@click.option(
+    "-f", "--follow", is_flag=True,
+    help="Print entries as they are stored (over the log stream) until the task ends.",
+)  # fmt: skip
 def logs_command(client: Client, as_json: bool, task_id: str, follow: bool) -> None:
     """Print a task attempt's log entries (with --json, one JSON object a line)."""
     task = client.task(task_id)
     if task is None:
         raise Failure(f"No task {task_id!r}.")
-    seen: set[str] = set()
-    show_new_entries(task, seen, as_json)
-    while follow and task["status"] not in FINISHED:
-        time.sleep(POLL_SECONDS)
-        task = client.task(task_id)
-        if task is None:
-            raise Failure(f"Task {task_id!r} is gone.")
-        show_new_entries(task, seen, as_json)
+    if not follow:
+        show_entries(task, as_json)
+        return
+    for entry in client.log_stream(task["task_id"]):
+        show_entry(entry, as_json)
 
 
 COMMANDS = (

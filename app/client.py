@@ -7,8 +7,10 @@ service that cannot be reached raises `Unreachable`. Both are `ClientError`s.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +18,7 @@ import requests
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 # requests buries the socket's reason ("[Errno 111] Connection refused") in a long repr
+STREAM_RETRY_SECONDS = 5.0  # when a 503 for a full stream bound says no Retry-After
 ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^\"'()\]]+)")
 
 
@@ -194,6 +197,48 @@ class Client:
             if error.status in (400, 404):  # not a UUID, or no such attempt
                 return None
             raise
+
+    def log_stream(self, task_id: str) -> Iterator[dict[str, Any]]:
+        """The attempt's log entries as they are stored, until it has ended.
+
+        Reads `GET /api/tasks/{id}/log_stream` (server-sent events). A dropped connection
+        reconnects with `Last-Event-ID`, so no entry is lost or repeated; a 503 (too many
+        streams open) waits its `Retry-After` and tries again.
+        """
+        last_id: str | None = None
+        path = f"/api/tasks/{quote(task_id, safe='')}/log_stream"
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_id:
+                headers["Last-Event-ID"] = last_id
+            try:
+                response = self.request("GET", path, headers=headers, stream=True)
+            except ServiceError as error:
+                if error.status != 503:
+                    raise
+                time.sleep(float(error.details.get("retry_after_seconds", STREAM_RETRY_SECONDS)))
+                continue
+            with response:
+                for event in server_sent_events(response.iter_lines(decode_unicode=True)):
+                    if event.get("event") == "end":
+                        return
+                    if event.get("event") == "log":
+                        last_id = event.get("id") or last_id
+                        yield json.loads(event["data"])
+
+
+def server_sent_events(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """Events ({"event", "id", "data"}) from the lines of a text/event-stream body."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):  # a comment: a heartbeat
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            event[name] = f"{event[name]}\n{value}" if name == "data" and name in event else value
 
 
 def definition_path(name: str) -> str:

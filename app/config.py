@@ -231,9 +231,21 @@ SETTINGS: tuple[Setting, ...] = (
         at_least(1),
     ),
     Setting(
-        "SERVE_THREADS", 8, int,
-        "Worker threads of the waitress server started by `gnomon serve`.",
+        "SERVE_THREADS", 16, int,
+        "Worker threads of the waitress server started by `gnomon serve`; must exceed "
+        "LOG_STREAMS_MAX by at least 4, so that open log streams never starve the API.",
         at_least(8),
+    ),
+    Setting(
+        "LOG_STREAMS_MAX", 8, int,
+        "Most log streams (`/api/tasks/{id}/log_stream`, the console's live logs) open at "
+        "once; each holds a server thread. One more gets 503 with Retry-After.",
+        at_least(1),
+    ),
+    Setting(
+        "LOG_STREAM_HEARTBEAT_SECONDS", 10.0, float,
+        "Seconds of silence after which a log stream sends a heartbeat comment.",
+        at_least(0.05),
     ),
     Setting(
         "SHUTDOWN_GRACE_SECONDS", 5.0, float,
@@ -329,6 +341,11 @@ def validate(config: Mapping[str, object]) -> dict[str, object]:
             values[setting.key] = _typed(setting, config.get(setting.key, setting.default))
         except ValueError as error:
             problems.append(str(error))
+    if not problems and values["SERVE_THREADS"] < values["LOG_STREAMS_MAX"] + 4:
+        problems.append(
+            f"SERVE_THREADS ({values['SERVE_THREADS']}) must be at least LOG_STREAMS_MAX + 4 "
+            f"({values['LOG_STREAMS_MAX'] + 4}), so that log streams never take every thread."
+        )
     if problems:
         raise ConfigError(problems)
     if not values["PUBLIC_URL"]:

@@ -27,13 +27,19 @@ class ApiError(Exception):
     """A request the HTTP layer itself refuses (bad JSON, bad query or path parameter)."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: Mapping[str, object] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = dict(details or {})
+        self.headers = dict(headers or {})  # sent with the error, e.g. Retry-After
 
 
 def bad_json(message: str) -> ApiError:
@@ -81,6 +87,8 @@ def error_response(error: Exception) -> tuple[Response, int] | HTTPException:
         for name, value in error.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+    if isinstance(error, ApiError):
+        response.headers.update(error.headers)
     return response, status
 
 

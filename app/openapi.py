@@ -88,6 +88,32 @@ NO_CONTENT = {"204": {"description": "done; no body"}}
 BAD_INPUT = "a parameter or the body is invalid; `details.fields` names each bad field"
 
 
+LOG_STREAM_DESCRIPTION = (
+    "Each stored entry is an `event: log` whose `data` is the entry's JSON (`log_entry_id`, "
+    "`when`, `source`: `stdout`, `stderr` or the reporter's source, `message`) and whose "
+    "`id` is its position; reconnect with `Last-Event-ID` to resume after it. A comment "
+    "line is sent after LOG_STREAM_HEARTBEAT_SECONDS of silence. `event: end` closes the "
+    "stream once the attempt has ended and all of its entries have been sent."
+)
+LOG_EVENT = {
+    "type": "object",
+    "description": "one event: `log` (data: a LogEntry as JSON) or `end` (data: {})",
+    "properties": {
+        "event": {"type": "string", "enum": ["log", "end"]},
+        "id": {"type": "string"},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "required": False,
+    "description": "the id of the last event received, to resume after it",
+    "schema": {"type": "string", "pattern": r"^\d{1,20}\.\d{1,20}\.[^\s.]{1,64}$"},
+}
+
+
 def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
     """Every operation of the API by path and method (`max_entries`: per callback call)."""
     definitions = "/api/process_definitions"
@@ -222,6 +248,25 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
             },
         },
         **log_entries(max_entries),
+        "/api/tasks/{task_id}/log_stream": {
+            "parameters": [uuid_path("task_id")],
+            "get": {
+                "summary": "The attempt's log entries as server-sent events, live until it ends",
+                "description": LOG_STREAM_DESCRIPTION,
+                "parameters": [LAST_EVENT_ID],
+                "responses": responses(
+                    {
+                        "200": {
+                            "description": "an event stream (see the description)",
+                            "content": {"text/event-stream": {"schema": LOG_EVENT}},
+                        }
+                    },
+                    e400=BAD_INPUT,
+                    e404="unknown id",
+                    e503="LOG_STREAMS_MAX streams are open; retry after `Retry-After` seconds",
+                ),
+            },
+        },
         **callback(
             max_entries,
             "metadata",

@@ -9,6 +9,7 @@ from app.dumping import dumper
 from app.errors import invalid
 from app.http import actor, json_body, no_content, uuid_param
 from app.loading import loader
+from app.log_stream import log_stream_response
 from app.schemas import (
     LogEntrySchema,
     LogPageSchema,
@@ -64,6 +65,12 @@ def log_entries(task_id: str) -> Response:
     after = str(args["after"]) if "after" in args else None
     page = queries.log_entries_page(task_id, after, args.get("limit", queries.LOG_PAGE_MAX))
     return jsonify(LOG_PAGE_ENTRIES.dump(page))
+
+
+@bp.get("/<task_id>/log_stream")
+def log_stream(task_id: str) -> Response:
+    """The attempt's log as server-sent events, live until it has ended (see app.log_stream)."""
+    return log_stream_response(uuid_param("task_id", task_id))
 
 
 @bp.post("/<task_id>/log_entries")

@@ -11,7 +11,7 @@ import pytest
 from peewee import Database
 
 from scheduler.database import migrate, open_database
-from tests.support import leaks
+from tests.support import browser, leaks
 from tests.support.images import TEST_IMAGE, TEST_TAG, build_test_image
 from tests.support.postgres import PostgresServer, PostgresUnavailable, find_bin_dir, start_server
 
@@ -48,7 +48,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Repeat at the end why PostgreSQL tests were skipped, so it is never silent."""
+    """Repeat at the end why PostgreSQL tests were skipped, so it is never silent; name the
+    folder of the browser tests' screenshots."""
+    if browser.saved:
+        terminalreporter.write_line(
+            f"console screenshots ({len(browser.saved)}): {browser.saved[0].parent}"
+        )
     for reason in _postgres_skip_reason:
         terminalreporter.write_sep("=", "PostgreSQL tests were skipped", yellow=True)
         terminalreporter.write_line(reason)

@@ -402,24 +402,38 @@ def test_the_live_view_redraws_in_place(capsys: pytest.CaptureFixture[str]) -> N
     assert "extract  1        succeeded" in second
 
 
-def test_logs_follow_prints_new_entries_until_the_task_ends(
+def sse(*entries: tuple[str, str], end: bool = False) -> str:
+    """A text/event-stream body: a `log` event per (id, message), then `end` if asked."""
+    events = [": heartbeat\n\n"]
+    for event_id, message in entries:
+        data = {"log_entry_id": f"00000000-0000-4000-8000-{event_id:0>12}", "message": message,
+                "source": "stdout", "when": f"2030-01-01T00:00:0{event_id}.000Z"}  # fmt: skip
+        events.append(f"id: {event_id}\nevent: log\ndata: {json.dumps(data)}\n\n")
+    return "".join(events) + ("event: end\ndata: {}\n\n" if end else "")
+
+
+def test_logs_follow_reads_the_stream_and_resumes_after_a_dropped_connection(
     gnomon: click.Group, stub: tuple[Stub, str]
 ) -> None:
     script, url = stub
-    script.on(
-        "GET",
-        f"/api/tasks/{TASK_ID}",
-        attempt("running", "one"),
-        attempt("running", "one", "two"),
-        attempt("succeeded", "one", "two", "three"),
-    )
+    script.on("GET", f"/api/tasks/{TASK_ID}", attempt("running", "one"))
+    stream = f"/api/tasks/{TASK_ID}/log_stream"
+    busy = {"error": "too_many_streams", "message": "full", "details": {"retry_after_seconds": 0}}
+    script.on("GET", stream, busy, status=503)
+    script.routes[("GET", stream)] += [
+        (200, sse(("1", "one"), ("2", "two")), {"Content_Type": "text/event-stream"}),  # drops
+        (200, sse(("3", "three"), end=True), {"Content_Type": "text/event-stream"}),
+    ]
     result = invoke(gnomon, url, "logs", TASK_ID, "--follow")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "2030-01-01 00:00:00Z stdout: one",
-        "2030-01-01 00:00:01Z stdout: two",
-        "2030-01-01 00:00:02Z stdout: three",
+        "2030-01-01 00:00:01Z stdout: one",
+        "2030-01-01 00:00:02Z stdout: two",
+        "2030-01-01 00:00:03Z stdout: three",
     ]
+    resumed = [headers.get("Last-Event-ID") for method, path, _, headers in script.requests
+               if path == stream]  # fmt: skip
+    assert resumed == [None, None, "2"]
     json_lines = invoke(gnomon, url, "logs", TASK_ID, "--json").stdout.splitlines()
     assert json.loads(json_lines[0])["message"] == "one"
 

@@ -35,6 +35,7 @@ CONTRACT = {
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{task_id}"),
     ("get", "/api/tasks/{task_id}/log_entries"),
+    ("get", "/api/tasks/{task_id}/log_stream"),
     ("post", "/api/tasks/{task_id}/log_entries"),
     ("post", "/api/tasks/{task_id}/metadata"),
     ("post", "/api/tasks/{task_id}/succeed"),
@@ -191,6 +192,9 @@ def test_real_responses_conform(
         ),
         schema["/api/tasks"]["GET"].Case(query={"allowed_statuses": ["failed", "succeeded"]}),
         schema["/_internal_/metrics"]["GET"].Case(),
+        schema["/api/tasks/{task_id}/log_stream"]["GET"].Case(
+            path_parameters={"task_id": task_id}  # ended: the stream sends all, then `end`
+        ),
     ]
     for case in cases:
         response = case.call_and_validate(headers=AUTH)

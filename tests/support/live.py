@@ -98,7 +98,7 @@ def live_service(database_url: str, **config: Any) -> Iterator[LiveService]:
         **config,
     }
     app = create_app(settings)
-    server = create_server(app, host="127.0.0.1", port=port, threads=8)
+    server = create_server(app, host="127.0.0.1", port=port, threads=app.config["SERVE_THREADS"])
     thread = threading.Thread(target=server.run, name="live-waitress", daemon=True)
     thread.start()
     scheduler = app.extensions[EXTENSION_KEY].scheduler
