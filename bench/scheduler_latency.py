@@ -37,7 +37,7 @@ from docker.errors import NotFound
 from definitions import ContinuousSchedule, DockerImageCommand, ProcessDefinition, TaskDefinition
 from definitions import TaskDependency as Dep
 from executor import AttemptSpec, Executor
-from executor.docker_executor import (
+from executor.docker import (
     LABEL_INSTANCE,
     LABEL_TASK_ID,
     DockerExecutor,

@@ -7,13 +7,15 @@ lines for the listener.
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 import struct
 import tarfile
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from executor.base import LogLine
 
@@ -21,6 +23,7 @@ LINE_CHUNK_BYTES = 64 * 1024  # a longer line is stored as several lines of this
 STREAM_SOURCES = {1: "stdout", 2: "stderr"}  # the engine's frame header stream ids
 GNOMON_SOURCE = "gnomon"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRAME_HEADER = struct.Struct(">BxxxL")
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
@@ -51,10 +54,67 @@ def read_frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
         yield stream_id, payload
 
 
-def split_timestamp(payload: bytes) -> tuple[datetime | None, bytes]:
-    """Split a `timestamps=1` log entry into its time and its data."""
+def parse_nanos(text: str) -> int | None:
+    """An engine timestamp as nanoseconds since the epoch (exact, unlike a datetime)."""
+    match = _TIMESTAMP.match(text.strip())
+    if match is None or match.group(1).startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    seconds = int(datetime.fromisoformat(f"{whole}{zone}").timestamp())
+    return seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0")[:9])
+
+
+def nanos_time(nanos: int) -> datetime:
+    """Nanoseconds since the epoch as an aware UTC datetime (to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+def nanos_text(nanos: int) -> str:
+    """Nanoseconds since the epoch as the engine's `since` parameter wants them."""
+    return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
+def split_timestamp(payload: bytes) -> tuple[int | None, bytes]:
+    """Split a `timestamps=1` log entry into its time (nanoseconds) and its data."""
     stamp, _, data = payload.partition(b" ")
-    return parse_timestamp(stamp.decode("ascii", "replace")), data
+    return parse_nanos(stamp.decode("ascii", "replace")), data
+
+
+class EntryLedger:
+    """The times of the log entries already taken from an engine, to take none twice.
+
+    A live log stream can repeat entries, and can skip whole rotated log files;
+    a full read afterwards then yields only the entries not taken yet. Entries
+    with equal times are told apart by how many of that time were taken.
+    """
+
+    def __init__(self) -> None:
+        self._taken = array("q")  # ascending
+
+    @property
+    def last(self) -> int | None:
+        """The time of the newest entry taken."""
+        return self._taken[-1] if self._taken else None
+
+    def take_live(self, nanos: int) -> bool:
+        """From a live stream: True (and remembered) if `nanos` is newer than every entry taken."""
+        if self._taken and nanos <= self._taken[-1]:
+            return False
+        self._taken.append(nanos)
+        return True
+
+    def rereader(self) -> Callable[[int], bool]:
+        """For one full read in order: a test that is True for each entry not taken yet."""
+        current, count = -1, 0
+
+        def is_new(nanos: int) -> bool:
+            nonlocal current, count
+            current, count = nanos, (count + 1 if nanos == current else 1)
+            lo = bisect.bisect_left(self._taken, nanos)
+            return count > bisect.bisect_right(self._taken, nanos, lo) - lo
+
+        return is_new
 
 
 class LineSplitter:
@@ -113,25 +173,18 @@ class AttemptLog:
         self._splitters: dict[str, LineSplitter] = {}
         self._batch: list[LogLine] = []
         self._stored = 0
-        self._last_seen: datetime | None = None
         self.truncated = False
 
     def feed(self, source: str, when: datetime | None, data: bytes) -> bool:
         """Store the lines `data` completes; False once the cap is reached (stop reading)."""
         when = when or self._clock()
         if self.skip_until is not None and when <= self.skip_until:
-            return True  # stored before a restart, or before the stream broke
-        self._last_seen = when
+            return True  # stored before a restart
         splitter = self._splitters.setdefault(source, LineSplitter())
         with self._lock:
             for line in splitter.feed(data):
                 self._add(source, when, line)
             return not self.truncated
-
-    def resume_after_last(self) -> None:
-        """Skip, from now on, everything up to the last entry seen (to read a stream again)."""
-        if self._last_seen is not None:
-            self.skip_until = self._last_seen
 
     def end(self, source: str) -> None:
         """The source ended: store its unterminated last line."""
@@ -157,6 +210,10 @@ class AttemptLog:
             return
         if self._stored + len(line) > self._cap:
             self.truncated = True
+            room = self._cap - self._stored  # the cap is filled to the byte
+            if room > 0:
+                self._stored = self._cap
+                self._batch.append(LogLine(when, source, line[:room].decode("utf-8", "replace")))
             self._batch.append(
                 LogLine(
                     self._clock(),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.docker import DockerExecutor, DockerSettings
 from tests.executor.support import RecordingListener
 from tests.support.leaks import session_instance
 

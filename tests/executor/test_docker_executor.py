@@ -17,7 +17,7 @@ import pytest
 from docker.errors import ImageNotFound
 
 from executor.base import Ending, EngineUnavailable, InFlight
-from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.docker import DockerExecutor, DockerSettings
 from executor.logs import parse_timestamp
 from tests.executor.registry import serve_image
 from tests.executor.support import RecordingListener, make_spec, wait_for

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from executor.base import Ending, EngineUnavailable
-from executor.docker_executor import DockerExecutor
+from executor.docker import DockerExecutor
 from tests.executor.support import RecordingListener, make_spec, wait_for
 
 pytestmark = pytest.mark.docker
