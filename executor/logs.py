@@ -82,37 +82,62 @@ def split_timestamp(payload: bytes) -> tuple[int | None, bytes]:
 
 
 class EntryLedger:
-    """The times of the log entries already taken from an engine, to take none twice.
+    """The times of the log entries already taken from an engine, per source, to take none twice.
 
     A live log stream can repeat entries, and can skip whole rotated log files;
-    a full read afterwards then yields only the entries not taken yet. Entries
-    with equal times are told apart by how many of that time were taken.
+    a full read afterwards then yields only the entries not taken yet. Times
+    grow within one source (not across sources); entries with equal times are
+    told apart by how many of that time were taken.
     """
 
     def __init__(self) -> None:
-        self._taken = array("q")  # ascending
+        self._taken: dict[str, array[int]] = {}  # ascending per source
+        self._replayed: dict[
+            str, int
+        ] = {}  # a source the live stream repeats: how many of its last time seen again
 
-    @property
-    def last(self) -> int | None:
-        """The time of the newest entry taken."""
-        return self._taken[-1] if self._taken else None
+    def last(self, source: str) -> int | None:
+        """The time of the newest entry taken from `source`."""
+        taken = self._taken.get(source)
+        return taken[-1] if taken else None
 
-    def take_live(self, nanos: int) -> bool:
-        """From a live stream: True (and remembered) if `nanos` is newer than every entry taken."""
-        if self._taken and nanos <= self._taken[-1]:
+    def oldest_last(self) -> int | None:
+        """The oldest of the sources' newest times: reading again from there misses nothing."""
+        lasts = [taken[-1] for taken in self._taken.values() if taken]
+        return min(lasts) if lasts else None
+
+    def take_live(self, source: str, nanos: int) -> bool:
+        """From a live stream: True (and remembered) if this entry was not taken yet.
+
+        Equal times are normal (a long line comes in several entries of one
+        time); a time older than the last means the stream repeats itself.
+        """
+        taken = self._taken.setdefault(source, array("q"))
+        last = taken[-1] if taken else None
+        if last is None or nanos > last:
+            self._replayed.pop(source, None)
+        elif nanos < last:
+            self._replayed[source] = 0
             return False
-        self._taken.append(nanos)
+        elif source in self._replayed:
+            self._replayed[source] += 1
+            if self._replayed[source] <= len(taken) - bisect.bisect_left(taken, nanos):
+                return False
+            del self._replayed[source]
+        taken.append(nanos)
         return True
 
-    def rereader(self) -> Callable[[int], bool]:
+    def rereader(self) -> Callable[[str, int], bool]:
         """For one full read in order: a test that is True for each entry not taken yet."""
-        current, count = -1, 0
+        current: dict[str, tuple[int, int]] = {}  # per source: the time read last, how often
 
-        def is_new(nanos: int) -> bool:
-            nonlocal current, count
-            current, count = nanos, (count + 1 if nanos == current else 1)
-            lo = bisect.bisect_left(self._taken, nanos)
-            return count > bisect.bisect_right(self._taken, nanos, lo) - lo
+        def is_new(source: str, nanos: int) -> bool:
+            previous, count = current.get(source, (-1, 0))
+            count = count + 1 if nanos == previous else 1
+            current[source] = (nanos, count)
+            taken = self._taken.get(source, array("q"))
+            lo = bisect.bisect_left(taken, nanos)
+            return count > bisect.bisect_right(taken, nanos, lo) - lo
 
         return is_new
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 _LOG_DRAIN_SECONDS = 30.0  # how long a finished container's log stream may take to end
 
-Filter = Callable[[int], bool]
+Filter = Callable[[str, int], bool]
 
 
 class OutputReader:
@@ -111,7 +111,7 @@ class OutputReader:
     @staticmethod
     def _resume_point(attempt: Attempt, full: bool = False) -> str | None:
         """Where to read from: the last entry read live, else what was stored before a restart."""
-        last = None if full else attempt.ledger.last
+        last = None if full else attempt.ledger.oldest_last()
         if last is not None:
             return nanos_text(last)
         skip = attempt.log.skip_until
@@ -128,11 +128,12 @@ class OutputReader:
     def _store(self, attempt: Attempt, frames: Frames, is_new: Filter) -> None:
         """Feed the entries `is_new` accepts to the attempt's log, until the cap."""
         for stream_id, payload in frames:
+            source = STREAM_SOURCES.get(stream_id, "stdout")
             nanos, data = split_timestamp(payload)
-            if nanos is not None and not is_new(nanos):
+            if nanos is not None and not is_new(source, nanos):
                 continue
             when = nanos_time(nanos) if nanos is not None else None
-            if not attempt.log.feed(STREAM_SOURCES.get(stream_id, "stdout"), when, data):
+            if not attempt.log.feed(source, when, data):
                 return  # capped: stop reading rather than drain what is not kept
 
     def _store_archive(self, attempt: Attempt, path: str, chunks: Iterator[bytes]) -> None:
