@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -183,31 +184,49 @@ class Launcher:
         return False
 
     def _pull_problem(self, attempt: Attempt) -> str | None:
-        """Follow the pull's progress; why it failed, or None if it worked.
+        """Why the pull failed, or None if it worked; a kill ends the wait for it at once.
 
-        A kill closes the pull's connection, so a silent registry does not hold
-        the kill back until the pull timeout.
+        The engine answers a pull only once the registry does: the pull runs on
+        a thread of its own, which a killed attempt leaves to end (within the
+        pull timeout) without it.
         """
+        result: list[str | BaseException | None] = []
+        over = threading.Event()
+
+        def pull() -> None:
+            try:
+                result.append(self._follow_pull(attempt))
+            except BaseException as error:  # handed over to the waiting start worker
+                result.append(error)
+            finally:
+                over.set()
+
+        if not self._rt.attempts.add_interrupter(attempt, over.set):
+            return "pull abandoned"
+        name = f"gnomon-executor-pull-{attempt.task_id[:8]}"
+        threading.Thread(target=pull, name=name, daemon=True).start()
+        try:
+            over.wait()
+        finally:
+            self._rt.attempts.remove_interrupter(attempt, over.set)
+        if not result:
+            return "pull abandoned"
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def _follow_pull(self, attempt: Attempt) -> str | None:
+        """Follow the pull's progress; why it failed, or None if it worked."""
         timeout = self._rt.settings.pull_timeout_seconds
         deadline = time.monotonic() + timeout
-        response = self._rt.engine.open_pull(attempt.spec.image, attempt.spec.tag)
-        with response:
-            if not self._rt.attempts.add_interrupter(attempt, response.close):
-                return "pull abandoned"
-            try:
-                for message in pull_messages(response):
-                    if "error" in message:
-                        return str(message["error"])
-                    if time.monotonic() > deadline:
-                        return f"pull took longer than {timeout:g} s"
-                    if attempt.kill_reason is not None or self._rt.closing.is_set():
-                        return "pull abandoned"
-            except Exception:
-                if attempt.kill_reason is not None:
+        with self._rt.engine.open_pull(attempt.spec.image, attempt.spec.tag) as response:
+            for message in pull_messages(response):
+                if "error" in message:
+                    return str(message["error"])
+                if time.monotonic() > deadline:
+                    return f"pull took longer than {timeout:g} s"
+                if attempt.kill_reason is not None or self._rt.closing.is_set():
                     return "pull abandoned"
-                raise
-            finally:
-                self._rt.attempts.remove_interrupter(attempt, response.close)
         return None
 
     def _stopped_before_start(self, attempt: Attempt) -> bool:
