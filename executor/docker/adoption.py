@@ -62,7 +62,7 @@ class Adopter:
             items, self._pending = list(self._pending.values()), {}
             by_task = _by_task(found, self._rt.settings.instance)
             for item in items:
-                if not self._rt.attempts.tracks(item.spec.task_id):
+                if not self._rt.attempts.known(item.spec.task_id):
                     self._adopt(item, by_task.get(item.spec.task_id))
             if not self._strays_removed:
                 self._strays_removed = True

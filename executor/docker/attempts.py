@@ -19,6 +19,8 @@ from executor.docker.engine import engine_time
 from executor.logs import AttemptLog, EntryLedger
 from executor.timers import TimerHandle
 
+_FINISHED_REMEMBERED = 10_000  # enough to outlast any stale list of attempts in flight
+
 
 @dataclass(frozen=True)
 class Exit:
@@ -94,6 +96,7 @@ class Attempts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_task: dict[str, Attempt] = {}
+        self._finished: dict[str, None] = {}  # task ids finished lately, oldest first
 
     def add(self, attempt: Attempt) -> None:
         """Track `attempt`; ValueError if its task is tracked already."""
@@ -163,15 +166,31 @@ class Attempts:
         with self._lock:
             attempt.phase = Phase.RUNNING
 
-    def end(self, attempt: Attempt, *, forget: bool) -> bool:
-        """Mark that the listener hears the last of `attempt`; True only the first time."""
+    def end(self, attempt: Attempt) -> bool:
+        """The attempt finished: True only the first time (to report its outcome then)."""
         with self._lock:
             if attempt.done:
                 return False
             attempt.done = True
-            if forget and self._by_task.get(attempt.task_id) is attempt:
+            self._finished[attempt.task_id] = None
+            while len(self._finished) > _FINISHED_REMEMBERED:
+                del self._finished[next(iter(self._finished))]
+            return True
+
+    def send_back(self, attempt: Attempt) -> bool:
+        """The attempt did not start and may be offered again: True only the first time."""
+        with self._lock:
+            if attempt.done:
+                return False
+            attempt.done = True
+            if self._by_task.get(attempt.task_id) is attempt:
                 del self._by_task[attempt.task_id]
             return True
+
+    def known(self, task_id: str) -> bool:
+        """Whether `task_id` is tracked, or finished lately (so not to be adopted again)."""
+        with self._lock:
+            return task_id in self._by_task or task_id in self._finished
 
     def add_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> bool:
         """Register a way to cut a blocking start step short; False if a kill came already."""

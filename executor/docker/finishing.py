@@ -47,7 +47,7 @@ class Finisher:
 
     def report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Deliver remaining logs, then the outcome (until stored); then remove the container."""
-        if not self._rt.attempts.end(attempt, forget=False):
+        if not self._rt.attempts.end(attempt):
             return
         attempt.log.flush()
         what = f"the outcome of task {attempt.task_id}"
@@ -63,7 +63,7 @@ class Finisher:
 
     def send_back(self, attempt: Attempt, reason: str) -> None:
         """The attempt did not start for want of an engine: offer it back."""
-        if not self._rt.attempts.end(attempt, forget=True):
+        if not self._rt.attempts.send_back(attempt):
             return
         attempt.log.flush()
         what = f"that task {attempt.task_id} waits"
