@@ -10,7 +10,7 @@ import pytest
 
 from executor.base import Ending, InFlight
 from executor.docker import DockerExecutor
-from tests.executor.support import RecordingListener, make_spec, wait_for
+from tests.executor.support import RecordingListener, make_spec, task_containers, wait_for
 from tests.support.leaks import session_instance
 
 pytestmark = pytest.mark.docker
@@ -19,12 +19,8 @@ MakeExecutor = Callable[..., DockerExecutor]
 COUNTING = "i=0; while [ $i -lt 100 ]; do echo n $i; i=$((i+1)); sleep 0.05; done"
 
 
-def _containers(client: Any, task_id: str) -> list[Any]:
-    return client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})
-
-
 def _state(client: Any, task_id: str) -> str | None:
-    found = _containers(client, task_id)
+    found = task_containers(client, task_id)
     return found[0]["State"] if found else None
 
 
@@ -70,7 +66,7 @@ def test_b_adopts_the_attempts_of_a_stopped_instance_a(
     for spec in (running, exits, lost):
         assert len(on_b.outcomes(spec.task_id)) == 1
     for spec in (running, exits):
-        wait_for(lambda s=spec: not _containers(docker_client, s.task_id), what="removal")
+        wait_for(lambda s=spec: not task_containers(docker_client, s.task_id), what="removal")
 
 
 def test_an_instance_recovering_never_touches_the_containers_of_another(

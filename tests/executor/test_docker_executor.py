@@ -266,15 +266,6 @@ def test_a_missing_image_is_pulled(
     assert f"image {spec.image_ref} is not present; pulling it" in notes
 
 
-@pytest.fixture
-def hung_registry() -> Iterator[str]:
-    """A loopback port that accepts connections and never answers; its `host:port`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        yield f"127.0.0.1:{hung.getsockname()[1]}"
-
-
 def test_a_hung_pull_ends_within_the_pull_timeout(
     make_executor: MakeExecutor, listener: RecordingListener, hung_registry: str
 ) -> None:

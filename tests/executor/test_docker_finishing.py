@@ -14,7 +14,7 @@ import pytest
 
 from executor.base import Ending, Outcome
 from executor.docker import DockerExecutor
-from tests.executor.support import RecordingListener, make_spec, wait_for
+from tests.executor.support import RecordingListener, make_spec, task_containers, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -61,10 +61,6 @@ class FlakyListener(RecordingListener):
         super().attempt_finished(outcome)
 
 
-def _containers(client: Any, task_id: str) -> list[Any]:
-    return client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})
-
-
 def test_an_outcome_is_retried_until_stored_and_only_then_the_container_removed(
     make_executor: MakeExecutor, docker_client: Any
 ) -> None:
@@ -73,7 +69,7 @@ def test_an_outcome_is_retried_until_stored_and_only_then_the_container_removed(
     flaky = FlakyListener(
         "attempt_finished",
         3,
-        lambda: seen_at_failure.append(len(_containers(docker_client, spec.task_id))),
+        lambda: seen_at_failure.append(len(task_containers(docker_client, spec.task_id))),
     )
     executor = make_executor(flaky)
     executor.start(spec)
@@ -83,7 +79,7 @@ def test_an_outcome_is_retried_until_stored_and_only_then_the_container_removed(
     assert flaky.outcomes(spec.task_id) == [outcome]
     assert len(flaky.starts(spec.task_id)) == 1  # never run again
     assert flaky.messages(spec.task_id, "stdout") == ["bye"]
-    wait_for(lambda: not _containers(docker_client, spec.task_id), what="removal after storing")
+    wait_for(lambda: not task_containers(docker_client, spec.task_id), what="removal after storing")
 
 
 def test_a_start_that_is_not_stored_is_retried_while_the_container_runs(
@@ -94,7 +90,7 @@ def test_a_start_that_is_not_stored_is_retried_while_the_container_runs(
     flaky = FlakyListener(
         "attempt_started",
         2,
-        lambda: running.extend(c["State"] for c in _containers(docker_client, spec.task_id)),
+        lambda: running.extend(c["State"] for c in task_containers(docker_client, spec.task_id)),
     )
     executor = make_executor(flaky)
     executor.start(spec)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from executor.base import Ending
 from executor.docker import DockerExecutor
-from tests.executor.support import RecordingListener, make_spec, wait_for
+from tests.executor.support import RecordingListener, make_spec, task_containers, wait_for
 
 pytestmark = pytest.mark.docker
 
 MakeExecutor = Callable[..., DockerExecutor]
 SLEEP = ["sleep", "300"]
-
-
-def _containers(client: Any, task_id: str) -> list[Any]:
-    return client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})
 
 
 class _SlowStorage(RecordingListener):
@@ -89,16 +84,7 @@ def test_a_kill_between_create_and_start_ends_the_attempt_killed(
     executor.start(spec)
     outcome = listener.wait_outcome(spec.task_id, timeout=30)
     assert (outcome.ending, outcome.reason) == (Ending.KILLED, "killed: run was killed")
-    wait_for(lambda: not _containers(docker_client, spec.task_id), what="the container removed")
-
-
-@pytest.fixture
-def hung_registry() -> Iterator[str]:
-    """A loopback port that accepts connections and never answers; its `host:port`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        yield f"127.0.0.1:{hung.getsockname()[1]}"
+    wait_for(lambda: not task_containers(docker_client, spec.task_id), what="the container removed")
 
 
 def test_a_kill_during_a_pull_ends_the_attempt_at_once(
