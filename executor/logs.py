@@ -8,6 +8,7 @@ lines for the listener.
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import re
 import struct
@@ -24,6 +25,7 @@ STREAM_SOURCES = {1: "stdout", 2: "stderr"}  # the engine's frame header stream 
 GNOMON_SOURCE = "gnomon"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_READ_BYTES = 256 * 1024
 _FRAME_HEADER = struct.Struct(">BxxxL")
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
@@ -41,21 +43,34 @@ def parse_timestamp(text: str) -> datetime | None:
     return datetime.fromisoformat(f"{whole}.{micros}{zone}").astimezone(UTC)
 
 
-def read_frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
-    """(stream id, payload) pairs from the engine's multiplexed stream format."""
+def read_frames(read_some: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
+    """(stream id, payload) pairs from the engine's multiplexed stream format.
+
+    `read_some(n)` returns whatever is there (at most n bytes; b"" at the end),
+    so frames are cut from large reads instead of two small reads a frame.
+    """
+    buffer = bytearray()
     while True:
-        header = read(_FRAME_HEADER.size)
-        if len(header) < _FRAME_HEADER.size:
+        start = 0
+        while len(buffer) - start >= _FRAME_HEADER.size:
+            stream_id, length = _FRAME_HEADER.unpack_from(buffer, start)
+            end = start + _FRAME_HEADER.size + length
+            if len(buffer) < end:
+                break
+            yield stream_id, bytes(buffer[start + _FRAME_HEADER.size : end])
+            start = end
+        del buffer[:start]
+        data = read_some(_READ_BYTES)
+        if not data:
             return
-        stream_id, length = _FRAME_HEADER.unpack(header)
-        payload = read(length) if length else b""
-        if length and not payload:
-            return
-        yield stream_id, payload
+        buffer += data
 
 
 def parse_nanos(text: str) -> int | None:
     """An engine timestamp as nanoseconds since the epoch (exact, unlike a datetime)."""
+    if len(text) == 30 and text[19] == "." and text[29] == "Z" and text[20:29].isdigit():
+        # The engine's own fixed form, UTC with nine digits: only the fraction changes often.
+        return _whole_seconds(text[:19]) * 1_000_000_000 + int(text[20:29])
     match = _TIMESTAMP.match(text.strip())
     if match is None or match.group(1).startswith("0001-"):
         return None
@@ -63,6 +78,12 @@ def parse_nanos(text: str) -> int | None:
     zone = "+00:00" if zone == "Z" else zone
     seconds = int(datetime.fromisoformat(f"{whole}{zone}").timestamp())
     return seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0")[:9])
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_seconds(text: str) -> int:
+    """Seconds since the epoch of a UTC `YYYY-MM-DDTHH:MM:SS`."""
+    return int(datetime.fromisoformat(f"{text}+00:00").timestamp())
 
 
 def nanos_time(nanos: int) -> datetime:

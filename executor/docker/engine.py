@@ -162,7 +162,7 @@ class Engine:
         url = api._url("/containers/{0}/logs", container_id)
         response = api._get(url, params=params, stream=True, timeout=None)
         api._raise_for_status(response)
-        return CancellableStream(iter(()), response), read_frames(response.raw.read)
+        return CancellableStream(iter(()), response), read_frames(response.raw.read1)
 
     def archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container."""

@@ -45,10 +45,19 @@ def test_frames_and_timestamps() -> None:
         struct.pack(">BxxxL", kind, len(data)) + data
         for kind, data in [(1, b"2030-01-01T00:00:00.000000001Z out\n"), (2, b"x err\n")]
     )
-    frames = list(read_frames(io.BytesIO(raw).read))
+    frames = list(read_frames(io.BytesIO(raw).read1))
     assert [kind for kind, _ in frames] == [1, 2]
     assert split_timestamp(frames[0][1]) == (int(T0.timestamp()) * 10**9 + 1, b"out\n")
     assert split_timestamp(frames[1][1]) == (None, b"err\n")
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2]), st.binary(max_size=300)), max_size=8),
+    st.integers(1, 50),
+)
+def test_frames_are_cut_from_reads_of_any_size(frames: list[tuple[int, bytes]], size: int) -> None:
+    raw = io.BytesIO(b"".join(struct.pack(">BxxxL", k, len(d)) + d for k, d in frames))
+    assert list(read_frames(lambda n: raw.read1(min(n, size)))) == frames
 
 
 @given(st.lists(st.binary(max_size=200_000), max_size=5))
@@ -124,6 +133,9 @@ def test_tar_members_stream_file_contents() -> None:
 
 
 def test_nanos_are_exact() -> None:
+    assert parse_nanos("2026-11-23T09:28:08.000000001Z") == parse_nanos(
+        "2026-11-23T09:28:08.000000001+00:00"
+    )
     nanos = parse_nanos("2026-11-23T10:28:08.506088778+01:00")
     assert (
         nanos == int(datetime(2026, 11, 23, 9, 28, 8, tzinfo=UTC).timestamp()) * 10**9 + 506088778
