@@ -116,9 +116,12 @@ def test_serve_starts_while_the_engine_is_down_and_recovers_when_it_returns(
     status, body = wait_for(second.health, 30, "the second serve to answer")
     assert status == 503
     assert "unreachable" in body["checks"]["executor"], body
+    waiting = _trigger(second, put=False)  # a new attempt waits for the engine
+    wait_for(lambda: second.task(waiting)["status"] == "pending", 30, "the new task to wait")
     time.sleep(1)  # a few scheduling passes and recovery attempts with the engine down
     assert second.process.poll() is None
     assert second.task(run_id)["status"] == "running"
+    assert second.task(waiting)["status"] == "pending"
 
     proxy = EngineProxy(socket_path)
     try:
@@ -129,16 +132,19 @@ def test_serve_starts_while_the_engine_is_down_and_recovers_when_it_returns(
             "before",
             "after",
         ]
-        wait_for(lambda: not _containers(docker_client, instance), 30, "its container removed")
+        later = wait_for(lambda: _ended(second.task(waiting)), 60, "the waiting attempt to run")
+        assert later["status"] == "succeeded", later
+        wait_for(lambda: not _containers(docker_client, instance), 30, "containers removed")
         stderr = second.stop()
     finally:
         proxy.close()
     assert "Traceback" not in stderr
 
 
-def _trigger(serve: Serve) -> str:
+def _trigger(serve: Serve, put: bool = True) -> str:
     body = {
         "process_definition_name": NAME,
+        "overlap_action": "allow",
         "schedule": {
             "cron_schedule": {
                 "minutes": "0",
@@ -163,7 +169,8 @@ def _trigger(serve: Serve) -> str:
             }
         ],
     }
-    serve.api("PUT", f"/api/process_definitions/{NAME}", json=body).raise_for_status()
+    if put:
+        serve.api("PUT", f"/api/process_definitions/{NAME}", json=body).raise_for_status()
     response = serve.api("POST", f"/api/process_definitions/{NAME}/trigger")
     assert response.status_code == 204, response.text
     return response.headers["Location"].rsplit("/", 1)[-1]
