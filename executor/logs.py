@@ -112,10 +112,10 @@ class EntryLedger:
     """
 
     def __init__(self) -> None:
-        self._taken: dict[str, array[int]] = {}  # ascending per source
-        self._replayed: dict[
-            str, int
-        ] = {}  # a source the live stream repeats: how many of its last time seen again
+        self._taken: dict[str, array[int]] = {}  # from live streams, ascending per source
+        self._filled: dict[str, array[int]] = {}  # from full reads, ascending per source
+        # Per source the live stream repeats: how many entries of its last time came again.
+        self._replayed: dict[str, int] = {}
 
     def last(self, source: str) -> int | None:
         """The time of the newest entry taken from `source`."""
@@ -149,18 +149,32 @@ class EntryLedger:
         return True
 
     def rereader(self) -> Callable[[str, int], bool]:
-        """For one full read in order: a test that is True for each entry not taken yet."""
+        """For one full read in order: True (and remembered) for each entry not taken yet.
+
+        A full read broken off and started again yields each entry once overall:
+        what it took is remembered too (in order, after all it took before).
+        """
         current: dict[str, tuple[int, int]] = {}  # per source: the time read last, how often
 
         def is_new(source: str, nanos: int) -> bool:
             previous, count = current.get(source, (-1, 0))
             count = count + 1 if nanos == previous else 1
             current[source] = (nanos, count)
-            taken = self._taken.get(source, array("q"))
-            lo = bisect.bisect_left(taken, nanos)
-            return count > bisect.bisect_right(taken, nanos, lo) - lo
+            filled = self._filled.setdefault(source, array("q"))
+            if count <= _count(self._taken.get(source), nanos) + _count(filled, nanos):
+                return False
+            filled.append(nanos)
+            return True
 
         return is_new
+
+
+def _count(times: array[int] | None, nanos: int) -> int:
+    """How often `nanos` occurs in the ascending `times`."""
+    if not times:
+        return 0
+    lo = bisect.bisect_left(times, nanos)
+    return bisect.bisect_right(times, nanos, lo) - lo
 
 
 class LineSplitter:

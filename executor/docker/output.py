@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 from docker.errors import APIError, NotFound
+from urllib3.exceptions import ProtocolError
 
+from executor.base import EngineUnavailable
 from executor.docker.attempts import Attempt
 from executor.docker.engine import STREAM_BROKEN, Frames, explain
 from executor.docker.runtime import Runtime
@@ -104,6 +106,10 @@ class OutputReader:
             self._store(attempt, frames, attempt.ledger.rereader())
         except NotFound:
             log.info("task %s: container gone before its logs were read", attempt.task_id)
+        except APIError as error:  # e.g. a logging driver that cannot be read back
+            log.warning("task %s: output not read again: %s", attempt.task_id, explain(error))
+        except (ProtocolError, OSError) as error:  # finishing is tried again once it answers
+            raise EngineUnavailable(f"reading the output broke off: {error}") from error
         finally:
             if attempt.close_stream is not None:
                 attempt.close_stream()
