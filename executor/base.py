@@ -118,7 +118,11 @@ class Health:
 
 
 class ExecutorListener(Protocol):
-    """What a backend reports to. Calls come from backend threads; they must be quick."""
+    """What a backend reports to. Calls come from backend threads; they must be quick.
+
+    A call that raises is made again (after 0.5 s, doubling up to 10 s) until it
+    returns or the backend closes, so it must raise only when it stored nothing.
+    """
 
     def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
         """The attempt's container is running."""
