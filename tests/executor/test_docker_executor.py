@@ -122,10 +122,12 @@ def test_kill_terminates_then_kills(
     executor = make_executor(kill_grace_seconds=1)
     # sh as PID 1 ignores SIGTERM, so this needs the SIGKILL after the grace period.
     ignores_term = make_spec(SLEEP)
-    obeys_term = make_spec(["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+    trapping = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done"
+    obeys_term = make_spec(["sh", "-c", trapping])
     for spec in (ignores_term, obeys_term):
         executor.start(spec)
-    wait_for(lambda: listener.starts(ignores_term.task_id) and listener.starts(obeys_term.task_id))
+    wait_for(lambda: listener.starts(ignores_term.task_id))
+    wait_for(lambda: listener.messages(obeys_term.task_id) == ["ready"], what="the trap set")
     for spec in (ignores_term, obeys_term):
         executor.kill(spec.task_id, "killed: run was killed")
     hard = listener.wait_outcome(ignores_term.task_id)
