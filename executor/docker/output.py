@@ -7,11 +7,13 @@ and after the exit one full read adds every entry the live stream missed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
 
 from docker.errors import APIError, NotFound
+from docker.types import CancellableStream
 from urllib3.exceptions import ProtocolError
 
 from executor.base import EngineUnavailable
@@ -126,9 +128,9 @@ class OutputReader:
     def _open(self, attempt: Attempt, *, follow: bool, since: str | None) -> Frames:
         assert attempt.container_id is not None
         stream, frames = self._rt.engine.open_logs(attempt.container_id, follow=follow, since=since)
-        attempt.close_stream = stream.close
+        attempt.close_stream = functools.partial(_close_quietly, stream)
         if self._rt.closing.is_set():
-            stream.close()
+            attempt.close_stream()
         return frames
 
     def _store(self, attempt: Attempt, frames: Frames, is_new: Filter) -> None:
@@ -150,3 +152,11 @@ class OutputReader:
                 if not attempt.log.feed(source, None, block):
                     return
             attempt.log.end(source)
+
+
+def _close_quietly(stream: CancellableStream) -> None:
+    """Close a log stream; one that ended or was closed already is left as it is."""
+    try:
+        stream.close()
+    except (AttributeError, OSError) as error:  # its socket is gone already
+        log.debug("closing a log stream: %s", error)
