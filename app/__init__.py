@@ -109,7 +109,7 @@ def build_executor(settings: Mapping[str, object]) -> Executor:
         from executor.fake import FakeExecutor
 
         return FakeExecutor(clock=utc_now)  # real time: its runs show in the API
-    from executor.docker_executor import DockerExecutor, DockerSettings
+    from executor.docker import DockerExecutor, DockerSettings
 
     return DockerExecutor(
         DockerSettings(

@@ -27,7 +27,7 @@ from datetime import datetime
 import docker
 
 from executor import AttemptSpec, LogLine, Outcome
-from executor.docker_executor import LABEL_INSTANCE, DockerExecutor, DockerSettings
+from executor.docker import LABEL_INSTANCE, DockerExecutor, DockerSettings
 
 IMAGE, TAG = "gnomon-test/busybox", "latest"
 COMMAND = ("true",)

@@ -37,7 +37,7 @@ from docker.errors import NotFound
 from definitions import ContinuousSchedule, DockerImageCommand, ProcessDefinition, TaskDefinition
 from definitions import TaskDependency as Dep
 from executor import AttemptSpec, Executor
-from executor.docker_executor import (
+from executor.docker import (
     LABEL_INSTANCE,
     LABEL_TASK_ID,
     DockerExecutor,
@@ -76,6 +76,8 @@ class NotingExits(DockerExecutor):
         self.instance = settings.instance
         self.finished_at: dict[str, float] = {}  # task id -> the engine's exit time
         self._client = docker.APIClient(timeout=60)
+        self._engine_remove = self._rt.engine.remove
+        self._rt.engine.remove = self._remove  # type: ignore[method-assign]
 
     def _remove(self, container: str) -> None:
         """Note the container's FinishedAt, then remove it."""
@@ -85,7 +87,7 @@ class NotingExits(DockerExecutor):
             return
         task_id = info["Config"]["Labels"][LABEL_TASK_ID]
         self.finished_at[task_id] = engine_time(info["State"]["FinishedAt"])
-        super()._remove(container)
+        self._engine_remove(container)
 
     def close(self) -> None:
         """Close the executor, remove the containers it left running, close the client."""

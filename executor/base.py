@@ -103,8 +103,8 @@ class InFlight:
     """An attempt the database believes is starting or running, handed over after a restart.
 
     `logs_until` is the time of the newest output line already stored, so that
-    re-attached log streams do not store a line twice. `instance` names the instance
-    that started it when another instance adopts it (None: this one).
+    re-attached log streams do not store a line twice. `instance` is the
+    instance that started it (None: this one); its container is found whichever.
     """
 
     spec: AttemptSpec
@@ -121,7 +121,11 @@ class Health:
 
 
 class ExecutorListener(Protocol):
-    """What a backend reports to. Calls come from backend threads; they must be quick."""
+    """What a backend reports to. Calls come from backend threads; they must be quick.
+
+    A call that raises is made again (after 0.5 s, doubling up to 10 s) until it
+    returns or the backend closes, so it must raise only when it stored nothing.
+    """
 
     def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
         """The attempt's container is running."""
@@ -149,9 +153,13 @@ class Executor(Protocol):
         """Stop the container (SIGTERM, grace, SIGKILL); `reason` goes into its Outcome."""
 
     def recover(self, in_flight: Sequence[InFlight]) -> None:
-        """After a restart: re-attach running containers, finalise exited ones, report lost ones.
+        """Re-attach running containers, finalise exited ones, report lost ones.
 
-        Containers of this instance that match no in-flight attempt are removed.
+        Called after a restart, and again later with attempts adopted from other
+        instances; attempts already tracked are skipped. A container is found by
+        its task id whichever instance started it. While the engine is down this
+        returns at once and recovery runs when the engine answers. Containers of
+        this instance that match no in-flight attempt are removed (at the first call).
         """
 
     def health(self) -> Health:

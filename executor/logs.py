@@ -7,13 +7,16 @@ lines for the listener.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
 import re
 import struct
 import tarfile
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from executor.base import LogLine
 
@@ -21,6 +24,8 @@ LINE_CHUNK_BYTES = 64 * 1024  # a longer line is stored as several lines of this
 STREAM_SOURCES = {1: "stdout", 2: "stderr"}  # the engine's frame header stream ids
 GNOMON_SOURCE = "gnomon"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_READ_BYTES = 256 * 1024
 _FRAME_HEADER = struct.Struct(">BxxxL")
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
 
@@ -38,23 +43,138 @@ def parse_timestamp(text: str) -> datetime | None:
     return datetime.fromisoformat(f"{whole}.{micros}{zone}").astimezone(UTC)
 
 
-def read_frames(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
-    """(stream id, payload) pairs from the engine's multiplexed stream format."""
+def read_frames(read_some: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
+    """(stream id, payload) pairs from the engine's multiplexed stream format.
+
+    `read_some(n)` returns whatever is there (at most n bytes; b"" at the end),
+    so frames are cut from large reads instead of two small reads a frame.
+    """
+    buffer = bytearray()
     while True:
-        header = read(_FRAME_HEADER.size)
-        if len(header) < _FRAME_HEADER.size:
+        start = 0
+        while len(buffer) - start >= _FRAME_HEADER.size:
+            stream_id, length = _FRAME_HEADER.unpack_from(buffer, start)
+            end = start + _FRAME_HEADER.size + length
+            if len(buffer) < end:
+                break
+            yield stream_id, bytes(buffer[start + _FRAME_HEADER.size : end])
+            start = end
+        del buffer[:start]
+        data = read_some(_READ_BYTES)
+        if not data:
             return
-        stream_id, length = _FRAME_HEADER.unpack(header)
-        payload = read(length) if length else b""
-        if length and not payload:
-            return
-        yield stream_id, payload
+        buffer += data
 
 
-def split_timestamp(payload: bytes) -> tuple[datetime | None, bytes]:
-    """Split a `timestamps=1` log entry into its time and its data."""
+def parse_nanos(text: str) -> int | None:
+    """An engine timestamp as nanoseconds since the epoch (exact, unlike a datetime)."""
+    if len(text) == 30 and text[19] == "." and text[29] == "Z" and text[20:29].isdigit():
+        # The engine's own fixed form, UTC with nine digits: only the fraction changes often.
+        return _whole_seconds(text[:19]) * 1_000_000_000 + int(text[20:29])
+    match = _TIMESTAMP.match(text.strip())
+    if match is None or match.group(1).startswith("0001-"):
+        return None
+    whole, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    seconds = int(datetime.fromisoformat(f"{whole}{zone}").timestamp())
+    return seconds * 1_000_000_000 + int((fraction or "").ljust(9, "0")[:9])
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_seconds(text: str) -> int:
+    """Seconds since the epoch of a UTC `YYYY-MM-DDTHH:MM:SS`."""
+    return int(datetime.fromisoformat(f"{text}+00:00").timestamp())
+
+
+def nanos_time(nanos: int) -> datetime:
+    """Nanoseconds since the epoch as an aware UTC datetime (to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+def nanos_text(nanos: int) -> str:
+    """Nanoseconds since the epoch as the engine's `since` parameter wants them."""
+    return f"{nanos // 1_000_000_000}.{nanos % 1_000_000_000:09d}"
+
+
+def split_timestamp(payload: bytes) -> tuple[int | None, bytes]:
+    """Split a `timestamps=1` log entry into its time (nanoseconds) and its data."""
     stamp, _, data = payload.partition(b" ")
-    return parse_timestamp(stamp.decode("ascii", "replace")), data
+    return parse_nanos(stamp.decode("ascii", "replace")), data
+
+
+class EntryLedger:
+    """The times of the log entries already taken from an engine, per source, to take none twice.
+
+    A live log stream can repeat entries, and can skip whole rotated log files;
+    a full read afterwards then yields only the entries not taken yet. Times
+    grow within one source (not across sources); entries with equal times are
+    told apart by how many of that time were taken.
+    """
+
+    def __init__(self) -> None:
+        self._taken: dict[str, array[int]] = {}  # from live streams, ascending per source
+        self._filled: dict[str, array[int]] = {}  # from full reads, ascending per source
+        # Per source the live stream repeats: how many entries of its last time came again.
+        self._replayed: dict[str, int] = {}
+
+    def last(self, source: str) -> int | None:
+        """The time of the newest entry taken from `source`."""
+        taken = self._taken.get(source)
+        return taken[-1] if taken else None
+
+    def oldest_last(self) -> int | None:
+        """The oldest of the sources' newest times: reading again from there misses nothing."""
+        lasts = [taken[-1] for taken in self._taken.values() if taken]
+        return min(lasts) if lasts else None
+
+    def take_live(self, source: str, nanos: int) -> bool:
+        """From a live stream: True (and remembered) if this entry was not taken yet.
+
+        Equal times are normal (a long line comes in several entries of one
+        time); a time older than the last means the stream repeats itself.
+        """
+        taken = self._taken.setdefault(source, array("q"))
+        last = taken[-1] if taken else None
+        if last is None or nanos > last:
+            self._replayed.pop(source, None)
+        elif nanos < last:
+            self._replayed[source] = 0
+            return False
+        elif source in self._replayed:
+            self._replayed[source] += 1
+            if self._replayed[source] <= len(taken) - bisect.bisect_left(taken, nanos):
+                return False
+            del self._replayed[source]
+        taken.append(nanos)
+        return True
+
+    def rereader(self) -> Callable[[str, int], bool]:
+        """For one full read in order: True (and remembered) for each entry not taken yet.
+
+        A full read broken off and started again yields each entry once overall:
+        what it took is remembered too (in order, after all it took before).
+        """
+        current: dict[str, tuple[int, int]] = {}  # per source: the time read last, how often
+
+        def is_new(source: str, nanos: int) -> bool:
+            previous, count = current.get(source, (-1, 0))
+            count = count + 1 if nanos == previous else 1
+            current[source] = (nanos, count)
+            filled = self._filled.setdefault(source, array("q"))
+            if count <= _count(self._taken.get(source), nanos) + _count(filled, nanos):
+                return False
+            filled.append(nanos)
+            return True
+
+        return is_new
+
+
+def _count(times: array[int] | None, nanos: int) -> int:
+    """How often `nanos` occurs in the ascending `times`."""
+    if not times:
+        return 0
+    lo = bisect.bisect_left(times, nanos)
+    return bisect.bisect_right(times, nanos, lo) - lo
 
 
 class LineSplitter:
@@ -113,25 +233,18 @@ class AttemptLog:
         self._splitters: dict[str, LineSplitter] = {}
         self._batch: list[LogLine] = []
         self._stored = 0
-        self._last_seen: datetime | None = None
         self.truncated = False
 
     def feed(self, source: str, when: datetime | None, data: bytes) -> bool:
         """Store the lines `data` completes; False once the cap is reached (stop reading)."""
         when = when or self._clock()
         if self.skip_until is not None and when <= self.skip_until:
-            return True  # stored before a restart, or before the stream broke
-        self._last_seen = when
+            return True  # stored before a restart
         splitter = self._splitters.setdefault(source, LineSplitter())
         with self._lock:
             for line in splitter.feed(data):
                 self._add(source, when, line)
             return not self.truncated
-
-    def resume_after_last(self) -> None:
-        """Skip, from now on, everything up to the last entry seen (to read a stream again)."""
-        if self._last_seen is not None:
-            self.skip_until = self._last_seen
 
     def end(self, source: str) -> None:
         """The source ended: store its unterminated last line."""
@@ -157,6 +270,10 @@ class AttemptLog:
             return
         if self._stored + len(line) > self._cap:
             self.truncated = True
+            room = self._cap - self._stored  # the cap is filled to the byte
+            if room > 0:
+                self._stored = self._cap
+                self._batch.append(LogLine(when, source, line[:room].decode("utf-8", "replace")))
             self._batch.append(
                 LogLine(
                     self._clock(),

@@ -97,3 +97,46 @@ class TimerThread:
                 if not handle.cancelled:
                     return handle
             return None
+
+
+class Periodic:
+    """A job run every `interval` seconds, one run at a time, on a thread of its own.
+
+    Slow jobs (reading the engine, storing output) live here and not on a
+    `TimerThread`, so they can never hold up a deadline.
+    """
+
+    def __init__(self, name: str, interval: float, job: Callable[[], None]) -> None:
+        self._name = name
+        self._interval = interval
+        self._job = job
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start running the job."""
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Run the job soon (once the current run, if any, is over)."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop after the current run."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stopped:
+                return
+            try:
+                self._job()
+            except Exception:
+                log.exception("periodic job %s failed", self._name)

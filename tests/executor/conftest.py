@@ -6,12 +6,13 @@ threads are shared by every test package, in tests/conftest.py.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.docker import DockerExecutor, DockerSettings
 from tests.executor.support import RecordingListener
 from tests.support.leaks import session_instance
 
@@ -45,3 +46,12 @@ def make_executor(
     yield make
     for executor in opened:
         executor.close()
+
+
+@pytest.fixture
+def hung_registry() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers; its `host:port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        yield f"127.0.0.1:{hung.getsockname()[1]}"

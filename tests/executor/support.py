@@ -26,6 +26,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = ""
         time.sleep(0.02)
 
 
+def task_containers(client: Any, task_id: str) -> list[Any]:
+    """The engine's containers (running or not) of `task_id`."""
+    return client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})  # type: ignore[no-any-return]
+
+
 def make_spec(command: Sequence[str], **overrides: Any) -> AttemptSpec:
     """An AttemptSpec for the test image with a fresh task id; fields overridable."""
     task_id = overrides.pop("task_id", str(uuid.uuid4()))

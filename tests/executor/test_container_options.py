@@ -19,7 +19,7 @@ from executor.container_options import (
     mount_problem,
     options_problem,
 )
-from executor.docker_executor import DockerExecutor
+from executor.docker import DockerExecutor
 from tests.executor.support import RecordingListener, make_spec, wait_for
 
 

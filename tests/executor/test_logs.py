@@ -15,7 +15,11 @@ from executor.base import LogLine
 from executor.logs import (
     LINE_CHUNK_BYTES,
     AttemptLog,
+    EntryLedger,
     LineSplitter,
+    nanos_text,
+    nanos_time,
+    parse_nanos,
     parse_timestamp,
     read_frames,
     split_timestamp,
@@ -41,10 +45,19 @@ def test_frames_and_timestamps() -> None:
         struct.pack(">BxxxL", kind, len(data)) + data
         for kind, data in [(1, b"2030-01-01T00:00:00.000000001Z out\n"), (2, b"x err\n")]
     )
-    frames = list(read_frames(io.BytesIO(raw).read))
+    frames = list(read_frames(io.BytesIO(raw).read1))
     assert [kind for kind, _ in frames] == [1, 2]
-    assert split_timestamp(frames[0][1]) == (T0, b"out\n")
+    assert split_timestamp(frames[0][1]) == (int(T0.timestamp()) * 10**9 + 1, b"out\n")
     assert split_timestamp(frames[1][1]) == (None, b"err\n")
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2]), st.binary(max_size=300)), max_size=8),
+    st.integers(1, 50),
+)
+def test_frames_are_cut_from_reads_of_any_size(frames: list[tuple[int, bytes]], size: int) -> None:
+    raw = io.BytesIO(b"".join(struct.pack(">BxxxL", k, len(d)) + d for k, d in frames))
+    assert list(read_frames(lambda n: raw.read1(min(n, size)))) == frames
 
 
 @given(st.lists(st.binary(max_size=200_000), max_size=5))
@@ -80,9 +93,9 @@ def test_cap_truncates_once_and_says_so() -> None:
     assert not log.feed("stderr", T0, b"more\n")
     log.flush()
     (batch,) = got.batches
-    assert [line.message for line in batch[:2]] == ["12345", "1234"]
-    assert batch[2].source == "gnomon" and batch[2].message.startswith("output truncated")
-    assert len(batch) == 3
+    assert [line.message for line in batch[:3]] == ["12345", "1234", "x"]  # filled to the byte
+    assert batch[3].source == "gnomon" and batch[3].message.startswith("output truncated")
+    assert len(batch) == 4
 
 
 def test_batches_by_size_and_skips_lines_already_stored() -> None:
@@ -117,3 +130,44 @@ def test_tar_members_stream_file_contents() -> None:
     chunks = [raw[i : i + 3000] for i in range(0, len(raw), 3000)]
     members = [(name, b"".join(content)) for name, content in tar_members(chunks)]
     assert members == [("logs/a.log", b"x" * 100_000)]
+
+
+def test_nanos_are_exact() -> None:
+    assert parse_nanos("2026-11-23T09:28:08.000000001Z") == parse_nanos(
+        "2026-11-23T09:28:08.000000001+00:00"
+    )
+    nanos = parse_nanos("2026-11-23T10:28:08.506088778+01:00")
+    assert (
+        nanos == int(datetime(2026, 11, 23, 9, 28, 8, tzinfo=UTC).timestamp()) * 10**9 + 506088778
+    )
+    assert nanos_text(nanos) == f"{nanos // 10**9}.506088778"
+    assert nanos_time(nanos) == datetime(2026, 11, 23, 9, 28, 8, 506088, tzinfo=UTC)
+    assert parse_nanos("0001-01-01T00:00:00Z") is None
+
+
+def test_ledger_drops_a_live_replay_and_keeps_equal_times() -> None:
+    ledger = EntryLedger()
+    live = [("stdout", 1), ("stdout", 2), ("stdout", 2), ("stderr", 1)]  # a long line: two 2s
+    replay = [("stdout", 1), ("stdout", 2), ("stdout", 2), ("stdout", 3)]
+    taken = [entry for entry in live + replay if ledger.take_live(*entry)]
+    assert taken == [*live, ("stdout", 3)]
+    assert (ledger.last("stdout"), ledger.oldest_last()) == (3, 1)
+
+
+@given(st.lists(st.integers(0, 5), max_size=40), st.data())
+def test_ledger_full_read_yields_exactly_what_the_live_stream_skipped(
+    times: list[int], data: st.DataObject
+) -> None:
+    entries = sorted(times)
+    # A live stream that skips one contiguous block (a rotated file it never read).
+    start = data.draw(st.integers(0, len(entries)))
+    end = data.draw(st.integers(start, len(entries)))
+    ledger = EntryLedger()
+    for nanos in entries[:start] + entries[end:]:
+        assert ledger.take_live("stdout", nanos)
+    broken_at = data.draw(st.integers(0, len(entries)))
+    first = ledger.rereader()  # a full read that breaks off, then one that reads it all
+    got = [n for n in entries[:broken_at] if first("stdout", n)]
+    again = ledger.rereader()
+    got += [n for n in entries if again("stdout", n)]
+    assert sorted(got) == entries[start:end]

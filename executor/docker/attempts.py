@@ -1,0 +1,206 @@
+"""What the Docker backend tracks about each attempt, behind the one lock threads share.
+
+Start workers, log readers, the event follower, reconciliation, kills and
+finalisers all look at the same attempts: every change of phase, kill request
+or end goes through `Attempts`, under its lock, so each happens exactly once.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from executor.base import AttemptSpec, Ending
+from executor.docker.engine import engine_time
+from executor.logs import AttemptLog, EntryLedger
+from executor.timers import TimerHandle
+
+_FINISHED_REMEMBERED = 10_000  # enough to outlast any stale list of attempts in flight
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a container ended: from its die event, or from its inspected State."""
+
+    code: int
+    ended_at: datetime | None
+    started_at: datetime | None = None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> Exit | None:
+        """A die event's exit code; None without one.
+
+        Its end is the event's time: when the engine reported the exit, some
+        milliseconds after the process ended (the FinishedAt an inspect would give).
+        """
+        code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+        nanos = event.get("timeNano")
+        if code is None or nanos is None:
+            return None
+        return cls(int(code), datetime.fromtimestamp(nanos / 1e9, UTC))
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Exit:
+        """The exit an inspected State records, with the engine's own times."""
+        return cls(
+            int(state["ExitCode"]),
+            engine_time(state.get("FinishedAt", "")),
+            engine_time(state.get("StartedAt", "")),
+            bool(state.get("OOMKilled")),
+        )
+
+
+class Phase(enum.Enum):
+    """Where an attempt is in its life."""
+
+    STARTING = "starting"  # queued, pulling, creating, or starting
+    RUNNING = "running"  # the container runs (or ran and its exit is not seen yet)
+    FINISHING = "finishing"  # its exit is being turned into an Outcome
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One attempt. Fields below `log` change only through `Attempts` or on one thread."""
+
+    spec: AttemptSpec
+    log: AttemptLog
+    phase: Phase = Phase.STARTING
+    container_id: str | None = None
+    started_at: datetime | None = None
+    kill_reason: str | None = None
+    kill_ending: Ending | None = None
+    exited_early: bool = False  # its die event came before it was marked running
+    exit: Exit | None = None  # what its die event said
+    reader: threading.Thread | None = None  # owned by the output reader
+    reader_broken: bool = False  # its log stream broke before the output ended
+    close_stream: Callable[[], None] | None = None  # cuts the live log stream short
+    ledger: EntryLedger = field(default_factory=EntryLedger)  # output entries already read
+    deadline: TimerHandle | None = None
+    done: bool = False  # finished or sent back waiting: the listener heard the last of it
+    interrupters: list[Callable[[], None]] = field(default_factory=list)  # wake a blocked start
+
+    @property
+    def task_id(self) -> str:
+        """The attempt's task id."""
+        return self.spec.task_id
+
+
+class Attempts:
+    """The attempts this executor tracks, and every transition of theirs, under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_task: dict[str, Attempt] = {}
+        self._finished: dict[str, None] = {}  # task ids finished lately, oldest first
+
+    def add(self, attempt: Attempt) -> None:
+        """Track `attempt`; ValueError if its task is tracked already."""
+        with self._lock:
+            if attempt.task_id in self._by_task:
+                raise ValueError(f"task {attempt.task_id} is already running")
+            self._by_task[attempt.task_id] = attempt
+
+    def get(self, task_id: str | None) -> Attempt | None:
+        """The tracked attempt of `task_id`, if any."""
+        with self._lock:
+            return self._by_task.get(task_id) if task_id else None
+
+    def tracks(self, task_id: str | None) -> bool:
+        """Whether `task_id` is tracked."""
+        return self.get(task_id) is not None
+
+    def all(self) -> list[Attempt]:
+        """Every tracked attempt."""
+        with self._lock:
+            return list(self._by_task.values())
+
+    def in_phase(self, phase: Phase) -> list[Attempt]:
+        """The tracked attempts in `phase`."""
+        with self._lock:
+            return [a for a in self._by_task.values() if a.phase == phase]
+
+    def forget(self, attempt: Attempt) -> None:
+        """Stop tracking `attempt`."""
+        with self._lock:
+            if self._by_task.get(attempt.task_id) is attempt:
+                del self._by_task[attempt.task_id]
+
+    def request_kill(self, task_id: str, reason: str, ending: Ending) -> Attempt | None:
+        """Record a kill once; the attempt if its container runs (so must be signalled)."""
+        with self._lock:
+            attempt = self._by_task.get(task_id)
+            if attempt is None or attempt.phase == Phase.FINISHING or attempt.kill_reason:
+                return None
+            attempt.kill_reason, attempt.kill_ending = reason, ending
+            interrupters = list(attempt.interrupters)
+            running = attempt.phase == Phase.RUNNING
+        for interrupt in interrupters:  # a pull in progress is abandoned at once
+            interrupt()
+        return attempt if running else None
+
+    def claim_exit(self, attempt: Attempt) -> bool:
+        """The container exited: True exactly once, for the caller that must finalise it."""
+        with self._lock:
+            if attempt.phase == Phase.STARTING:
+                attempt.exited_early = True
+                return False
+            if attempt.phase != Phase.RUNNING:
+                return False
+            attempt.phase = Phase.FINISHING
+            return True
+
+    def mark_running(self, attempt: Attempt) -> tuple[bool, bool]:
+        """The container runs: (it exited already, it was asked to stop meanwhile)."""
+        with self._lock:
+            exited = attempt.exited_early
+            attempt.phase = Phase.FINISHING if exited else Phase.RUNNING
+            return exited, attempt.kill_reason is not None
+
+    def reopen(self, attempt: Attempt) -> None:
+        """Finishing failed for want of an engine: let the next exit check try again."""
+        with self._lock:
+            attempt.phase = Phase.RUNNING
+
+    def end(self, attempt: Attempt) -> bool:
+        """The attempt finished: True only the first time (to report its outcome then)."""
+        with self._lock:
+            if attempt.done:
+                return False
+            attempt.done = True
+            self._finished[attempt.task_id] = None
+            while len(self._finished) > _FINISHED_REMEMBERED:
+                del self._finished[next(iter(self._finished))]
+            return True
+
+    def send_back(self, attempt: Attempt) -> bool:
+        """The attempt did not start and may be offered again: True only the first time."""
+        with self._lock:
+            if attempt.done:
+                return False
+            attempt.done = True
+            if self._by_task.get(attempt.task_id) is attempt:
+                del self._by_task[attempt.task_id]
+            return True
+
+    def known(self, task_id: str) -> bool:
+        """Whether `task_id` is tracked, or finished lately (so not to be adopted again)."""
+        with self._lock:
+            return task_id in self._by_task or task_id in self._finished
+
+    def add_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> bool:
+        """Register a way to cut a blocking start step short; False if a kill came already."""
+        with self._lock:
+            if attempt.kill_reason is not None:
+                return False
+            attempt.interrupters.append(interrupt)
+            return True
+
+    def remove_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> None:
+        """The blocking step is over."""
+        with self._lock:
+            attempt.interrupters.remove(interrupt)

@@ -1,0 +1,162 @@
+"""Reading a container's output: followed live, then read in full once it has exited.
+
+The engine's live stream (`follow`) can repeat entries and can skip whole log
+files when the json-file log rotates; so it is used for output as it comes,
+and after the exit one full read adds every entry the live stream missed.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+from docker.errors import APIError, NotFound
+from docker.types import CancellableStream
+from urllib3.exceptions import ProtocolError
+
+from executor.base import EngineUnavailable
+from executor.docker.attempts import Attempt
+from executor.docker.engine import STREAM_BROKEN, Frames, explain
+from executor.docker.runtime import Runtime
+from executor.logs import STREAM_SOURCES, nanos_text, nanos_time, split_timestamp, tar_members
+
+log = logging.getLogger(__name__)
+
+_LOG_DRAIN_SECONDS = 30.0  # how long a finished container's log stream may take to end
+
+Filter = Callable[[str, int], bool]
+
+
+class OutputReader:
+    """One thread per running container follows its output into its `AttemptLog`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def start(self, attempt: Attempt) -> None:
+        """Follow the container's output on a new thread, published only once it runs."""
+        name = f"gnomon-executor-logs-{attempt.task_id[:8]}"
+        reader = threading.Thread(target=self._follow, args=(attempt,), name=name, daemon=True)
+        reader.start()
+        attempt.reader = reader  # never a thread that cannot be joined yet
+
+    def restart_if_broken(self, attempt: Attempt) -> None:
+        """Follow again a running container whose log stream broke."""
+        if attempt.reader_broken and not (attempt.reader and attempt.reader.is_alive()):
+            self.start(attempt)
+
+    def stop(self, attempt: Attempt) -> None:
+        """Cut the live stream and wait for its reader."""
+        if attempt.close_stream is not None:
+            attempt.close_stream()
+        if attempt.reader is not None:
+            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
+
+    def flush_all(self) -> None:
+        """Deliver the lines gathered so far for every attempt (a periodic job)."""
+        for attempt in self._rt.attempts.all():
+            attempt.log.flush()
+
+    def drain(self, attempt: Attempt) -> None:
+        """The container exited: let the live stream end, then store what it missed."""
+        if attempt.reader is not None:
+            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
+            if attempt.reader.is_alive():
+                self.stop(attempt)
+        if not attempt.log.truncated:
+            self._read_all(attempt)
+        for source in STREAM_SOURCES.values():
+            attempt.log.end(source)
+
+    def collect_log_paths(self, attempt: Attempt) -> None:
+        """Store the files named in `log_paths` from the stopped container, within the cap."""
+        assert attempt.container_id is not None
+        for path in attempt.spec.log_paths:
+            try:
+                self._store_archive(
+                    attempt, path, self._rt.engine.archive(attempt.container_id, path)
+                )
+            except NotFound:
+                attempt.log.note(f"log path {path} not found in the container")
+            except APIError as error:
+                attempt.log.note(f"log path {path} could not be read: {explain(error)}")
+
+    def _follow(self, attempt: Attempt) -> None:
+        """Thread: follow the container's output until it ends, breaks or reaches the cap."""
+        attempt.reader_broken = False
+        try:
+            frames = self._open(attempt, follow=True, since=self._resume_point(attempt))
+            self._store(attempt, frames, attempt.ledger.take_live)
+        except STREAM_BROKEN as error:
+            # Followed again by reconciliation while it runs; read in full at its exit.
+            attempt.reader_broken = not self._rt.closing.is_set()
+            log.warning("log stream of task %s broke: %s", attempt.task_id, error)
+        except NotFound:
+            log.info("task %s: container gone before its logs were read", attempt.task_id)
+        except Exception:
+            log.exception("reading the logs of task %s failed", attempt.task_id)
+        finally:
+            if attempt.close_stream is not None:
+                attempt.close_stream()
+
+    def _read_all(self, attempt: Attempt) -> None:
+        """Read the exited container's whole output; store the entries not stored yet."""
+        try:
+            frames = self._open(attempt, follow=False, since=self._resume_point(attempt, full=True))
+            self._store(attempt, frames, attempt.ledger.rereader())
+        except NotFound:
+            log.info("task %s: container gone before its logs were read", attempt.task_id)
+        except APIError as error:  # e.g. a logging driver that cannot be read back
+            log.warning("task %s: output not read again: %s", attempt.task_id, explain(error))
+        except (ProtocolError, OSError) as error:  # finishing is tried again once it answers
+            raise EngineUnavailable(f"reading the output broke off: {error}") from error
+        finally:
+            if attempt.close_stream is not None:
+                attempt.close_stream()
+
+    @staticmethod
+    def _resume_point(attempt: Attempt, full: bool = False) -> str | None:
+        """Where to read from: the last entry read live, else what was stored before a restart."""
+        last = None if full else attempt.ledger.oldest_last()
+        if last is not None:
+            return nanos_text(last)
+        skip = attempt.log.skip_until
+        return None if skip is None else str(int(skip.timestamp()))  # feed() skips the rest
+
+    def _open(self, attempt: Attempt, *, follow: bool, since: str | None) -> Frames:
+        assert attempt.container_id is not None
+        stream, frames = self._rt.engine.open_logs(attempt.container_id, follow=follow, since=since)
+        attempt.close_stream = functools.partial(_close_quietly, stream)
+        if self._rt.closing.is_set():
+            attempt.close_stream()
+        return frames
+
+    def _store(self, attempt: Attempt, frames: Frames, is_new: Filter) -> None:
+        """Feed the entries `is_new` accepts to the attempt's log, until the cap."""
+        for stream_id, payload in frames:
+            source = STREAM_SOURCES.get(stream_id, "stdout")
+            nanos, data = split_timestamp(payload)
+            if nanos is not None and not is_new(source, nanos):
+                continue
+            when = nanos_time(nanos) if nanos is not None else None
+            if not attempt.log.feed(source, when, data):
+                return  # capped: stop reading rather than drain what is not kept
+
+    def _store_archive(self, attempt: Attempt, path: str, chunks: Iterator[bytes]) -> None:
+        for name, content in tar_members(chunks):
+            # A file comes back under its base name; a directory's files under theirs.
+            source = path if "/" not in name else f"{path.rstrip('/')}/{name.split('/', 1)[1]}"
+            for block in content:
+                if not attempt.log.feed(source, None, block):
+                    return
+            attempt.log.end(source)
+
+
+def _close_quietly(stream: CancellableStream) -> None:
+    """Close a log stream; one that ended or was closed already is left as it is."""
+    try:
+        stream.close()
+    except (AttributeError, OSError) as error:  # its socket is gone already
+        log.debug("closing a log stream: %s", error)
