@@ -142,6 +142,10 @@ class TaskSchema(Schema):
     attempt = fields.Integer(required=True, metadata={"description": "1-based attempt number"})
     exit_code = fields.Integer(allow_none=True)
     reason = fields.String(allow_none=True)
+    node = fields.String(
+        allow_none=True,
+        metadata={"description": "the cluster node the attempt ran on (Swarm executor only)"},
+    )
 
 
 class ProcessSchema(Schema):

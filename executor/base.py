@@ -48,6 +48,7 @@ class AttemptSpec:
     cpu_units: int | None = None
     log_paths: tuple[str, ...] = ()
     max_runtime_seconds: int | None = None
+    placement: tuple[str, ...] = ()  # cluster constraints (`node.labels.disk==ssd`); Swarm only
 
     def __repr__(self) -> str:
         """Every field, secret values of `environment` redacted: specs end up in logs."""
@@ -105,6 +106,7 @@ class InFlight:
 
     spec: AttemptSpec
     logs_until: datetime | None = None
+    instance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,10 @@ class Health:
 class ExecutorListener(Protocol):
     """What a backend reports to. Calls come from backend threads; they must be quick."""
 
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
-        """The attempt's container is running."""
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
+        """The attempt's container is running (on `node`, for a backend with several)."""
 
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
         """A batch of output lines, in order per source."""

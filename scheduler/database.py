@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import CharField, Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_operations
 
 from scheduler.models import MODELS, SchemaVersion, db
 
@@ -26,6 +28,15 @@ SQLITE_PRAGMAS = {
 # version, so the models always describe the newest schema.
 Migration = Callable[[Database], None]
 MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_task_node(database: Database) -> None:
+    """6: `task.node`, the cluster node an attempt ran on (Swarm executor)."""
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.add_column("task", "node", CharField(null=True, max_length=255)))
+
+
+MIGRATIONS[6] = _add_task_node
 
 
 class HideQueryParameters(logging.Filter):

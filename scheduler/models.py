@@ -113,6 +113,7 @@ class Task(BaseModel):
     exit_code = IntegerField(null=True)
     reason = TextField(null=True)
     container_id = CharField(null=True, max_length=128)
+    node = CharField(null=True, max_length=255)  # the cluster node it ran on (Swarm)
 
     class Meta:
         indexes = (

@@ -306,12 +306,17 @@ def mark_waiting(task_id: str) -> None:
         _set_status([task_id], TaskStatus.PENDING, (TaskStatus.STARTING,))
 
 
-def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
-    """The attempt's container runs; True if this changed anything."""
+def mark_started(
+    task_id: str, started_at: datetime, container_id: str, node: str | None = None
+) -> bool:
+    """The attempt's container runs (on `node`, in a cluster); True if this changed anything."""
     with write_transaction():
         return bool(
             Task.update(
-                status=TaskStatus.RUNNING.value, started_at=started_at, container_id=container_id
+                status=TaskStatus.RUNNING.value,
+                started_at=started_at,
+                container_id=container_id,
+                node=node,
             )
             .where((Task.id == task_id) & Task.status.in_((*LIVE_TASK, TaskStatus.PENDING)))
             .execute()

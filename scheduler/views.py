@@ -56,6 +56,7 @@ class TaskView:
     ended_at: datetime | None
     exit_code: int | None
     reason: str | None
+    node: str | None = None  # the cluster node it ran on (Swarm executor)
     log_entries: tuple[LogEntryView, ...] = ()
     metadata_entries: tuple[MetadataEntryView, ...] = ()
 
