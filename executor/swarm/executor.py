@@ -230,18 +230,26 @@ class SwarmExecutor:
                     if a.service_id and a.phase in (_Phase.SUBMITTED, _Phase.RUNNING)
                 }
             if watched:
-                api = self._manager.api()
-                tasks = api.tasks(filters={"service": list(watched)})
-                self._manager.mark_up()
-                statuses = latest_tasks(tasks)
-                for service_id, attempt in watched.items():
-                    self._observe(attempt, statuses.get(service_id))
+                self._poll_tasks(watched)
         except _ENGINE_GONE as error:
             self._manager.mark_down(error)
         except Exception:
             log.exception("polling swarm tasks failed")
         finally:
             self._polling.release()
+
+    def _poll_tasks(self, watched: Mapping[str, _Attempt]) -> None:
+        try:
+            tasks = self._manager.api().tasks(filters={"service": list(watched)})
+        except NotFound:  # one of the services is gone: the manager lists none of them
+            for attempt in watched.values():
+                if not self._service_exists(attempt):
+                    self._claim_finish(attempt, None)
+            return
+        self._manager.mark_up()
+        statuses = latest_tasks(tasks)
+        for service_id, attempt in watched.items():
+            self._observe(attempt, statuses.get(service_id))
 
     def _observe(self, attempt: _Attempt, status: TaskStatus | None) -> None:
         """Move one attempt on according to its task's latest status."""
