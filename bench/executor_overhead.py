@@ -43,7 +43,9 @@ class Throttle:
         self.done = threading.Event()
         self._lock = threading.Lock()
 
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
         """Nothing to do."""
 
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:

@@ -17,7 +17,7 @@ class SwarmSettings:
     networks: tuple[str, ...] = ()  # networks every service joins (an overlay network)
     log_cap_bytes: int = 10 * MIB
     kill_grace_seconds: float = 10.0
-    poll_interval_seconds: float = 0.5  # how often the swarm's task states are read
+    poll_interval_seconds: float = 0.25  # how often the swarm's task states are read
     log_batch_seconds: float = 0.5
     log_batch_lines: int = 500
     http_pool_size: int = 64  # log streams + polls + calls share it

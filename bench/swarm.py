@@ -1,0 +1,164 @@
+"""The Swarm executor against the Docker executor: no-op throughput and DAG step latency.
+
+    .venv/bin/python -m bench.swarm [--containers 50 --concurrency 8 --rounds 3]
+                                    [--chains 2 --length 6]
+
+Throughput: the same `--containers` no-op attempts (`true` in the test image,
+host network) through a DockerExecutor and a SwarmExecutor, at most
+`--concurrency` at a time, in alternating rounds; a round ends when every
+outcome is in and every container or service is removed. Reports the median
+round wall times and the ratio swarm / docker.
+
+DAG step latency: a real scheduler (SQLite) runs `--chains` chains of
+`--length` no-op tasks on each executor. A step is an upstream container's end
+to the downstream container running, as the attempts record them, split into
+Gnomon's part (the end to the downstream start request: noticing the end,
+reading the output, the scheduler's pass) and the backend's part (the request
+to the container running).
+
+Uses this engine as a one-node swarm: made (and left afterwards) only when the
+engine is in none, as the tests do. Needs the test image (tests/images/build_busybox.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from bench.executor_overhead import Throttle, spec, wait_removed
+from bench.scheduler_latency import Recording, chain, summary, wait_until
+from executor import Executor
+from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.swarm import SwarmExecutor, SwarmSettings
+from executor.swarm.services import LABEL_INSTANCE
+from scheduler.database import migrate, open_database
+from scheduler.models import Run, Task
+from scheduler.service import Scheduler, SchedulerSettings
+from tests.support.swarm import one_node_swarm
+
+Make = Callable[[str, int], Executor]  # (instance, worker threads) -> an executor
+
+
+def docker_executor(instance: str, workers: int) -> Executor:
+    """A DockerExecutor on the host network."""
+    return DockerExecutor(DockerSettings(instance, network_mode="host", worker_threads=workers))
+
+
+def swarm_executor(instance: str, workers: int) -> Executor:
+    """A SwarmExecutor whose services join the host network."""
+    return SwarmExecutor(SwarmSettings(instance, networks=("host",), worker_threads=workers))
+
+
+def wait_services_removed(client: docker.APIClient, label: str) -> None:
+    """Wait until no service carries `label` any more."""
+    while client.services(filters={"label": label}):
+        time.sleep(0.01)
+
+
+def throughput_round(
+    client: docker.APIClient, make: Make, containers: int, concurrency: int
+) -> float:
+    """Seconds to run `containers` no-op attempts and see them removed."""
+    instance = f"bench-{uuid.uuid4().hex[:8]}"
+    executor = make(instance, concurrency)
+    throttle = Throttle(concurrency, containers)
+    executor.open(throttle)
+    try:
+        began = time.perf_counter()
+        for number in range(containers):
+            throttle.slots.acquire()
+            executor.start(spec(number))
+        if not throttle.done.wait(timeout=600):
+            raise TimeoutError("the round did not finish in 600 s")
+        label = f"{LABEL_INSTANCE}={instance}"
+        wait_removed(client, label)
+        wait_services_removed(client, label)
+        elapsed = time.perf_counter() - began
+    finally:
+        executor.close()
+    failed = [o for o in throttle.outcomes if o.exit_code != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} attempts failed, e.g. {failed[0]}")
+    return elapsed
+
+
+def dag_steps(make: Make, chains: int, length: int) -> tuple[list[float], list[float]]:
+    """Per step of `chains` chains run by a real scheduler: (Gnomon's part, the backend's part)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        database = open_database(f"sqlite:///{Path(workdir) / 'bench.db'}")
+        migrate(database)
+        executor = Recording(make(f"bench-{uuid.uuid4().hex[:8]}", chains * 2))
+        settings = SchedulerSettings(
+            public_url="http://127.0.0.1:9", max_running_containers=chains * 2
+        )
+        scheduler = Scheduler(executor, settings)  # type: ignore[arg-type]
+        scheduler.start()
+        try:
+            ids = []
+            for c in range(chains):
+                scheduler.save_definition(chain(f"chain-{c}", length), actor="bench")
+                ids.append(scheduler.trigger(f"chain-{c}", actor="bench"))
+            done = Run.select().where(Run.id.in_(ids) & (Run.status != "running"))
+            wait_until(lambda: done.count() == len(ids), 600)
+            return step_parts(ids, executor.requested)
+        finally:
+            scheduler.stop()
+            database.close()
+
+
+def step_parts(run_ids: list[str], requested: dict[str, float]) -> tuple[list[float], list[float]]:
+    """For every task after the first: request - upstream end, and start - request."""
+    gnomon, backend = [], []
+    for run_id in run_ids:
+        tasks = {t.task_name: t for t in Task.select().where(Task.run == run_id)}
+        for name, t in tasks.items():
+            upstream = tasks.get(f"t{int(name[1:]) - 1}")
+            if upstream is not None:
+                gnomon.append(requested[t.id] - upstream.ended_at.timestamp())
+                backend.append(t.started_at.timestamp() - requested[t.id])
+    return gnomon, backend
+
+
+def main() -> None:
+    """Throughput rounds, then DAG steps, on both executors; print figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--containers", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--length", type=int, default=6)
+    args = parser.parse_args()
+    executors: dict[str, Make] = {"docker": docker_executor, "swarm": swarm_executor}
+    client = docker.APIClient(timeout=120)
+    with one_node_swarm():
+        times: dict[str, list[float]] = {name: [] for name in executors}
+        for round_ in range(1, args.rounds + 1):
+            for name, make in executors.items():
+                times[name].append(
+                    throughput_round(client, make, args.containers, args.concurrency)
+                )
+            print(f"round {round_}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()))
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        print(f"{args.containers} no-op attempts, concurrency {args.concurrency}, median:")
+        for name, median in medians.items():
+            print(f"  {name:6s} {median:6.2f} s  ({args.containers / median:5.1f} attempts/s)")
+        print(f"  ratio swarm/docker: {medians['swarm'] / medians['docker']:.2f}")
+        print(f"DAG steps ({args.chains} chains of {args.length}): upstream end -> downstream runs")
+        for name, make in executors.items():
+            gnomon, backend = dag_steps(make, args.chains, args.length)
+            total = [g + b for g, b in zip(gnomon, backend, strict=True)]
+            print(f"  {name:6s} step     {summary(total)}")
+            print(f"  {name:6s} gnomon   {summary(gnomon)}")
+            print(f"  {name:6s} backend  {summary(backend)}")
+    client.close()
+
+
+if __name__ == "__main__":
+    main()
