@@ -174,6 +174,8 @@ class SwarmExecutor:
         """Pool job: create the attempt's service (replacing a leftover of an earlier try)."""
         if self._ended_before_creation(attempt):
             return
+        if attempt.spec.log_paths:  # a node's files cannot be read through the manager
+            attempt.log.note("log_paths are not collected by the Swarm executor")
         try:
             service_id = self._create_service(attempt.spec)
         except _ENGINE_GONE as error:

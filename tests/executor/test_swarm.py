@@ -57,6 +57,7 @@ def test_an_attempt_is_a_one_shot_service_with_limits_reservations_and_labels(
         memory_mib=64,
         cpu_units=512,
         placement=("node.role==manager",),
+        log_paths=("/tmp/out.log",),
         environment={"GNOMON_TASK_ID": "t-1", "GREETING": "hello"},
     )
     executor.start(spec)
@@ -80,6 +81,8 @@ def test_an_attempt_is_a_one_shot_service_with_limits_reservations_and_labels(
     assert listener.nodes[spec.task_id] == hostname
     executor.kill(spec.task_id, "killed: run was killed")
     assert listener.wait_outcome(spec.task_id).ending == Ending.KILLED
+    notes = listener.messages(spec.task_id, "gnomon")
+    assert notes == ["log_paths are not collected by the Swarm executor"]
 
 
 def test_a_placement_no_node_satisfies_waits_with_a_note_until_killed(

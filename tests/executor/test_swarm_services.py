@@ -1,13 +1,20 @@
-"""A swarm task's status read as the attempt's end (pure: no engine)."""
+"""The Swarm executor without a swarm: task statuses as endings, and a non-manager engine."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import socketserver
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from executor.base import Ending
+from executor.base import Ending, EngineUnavailable
+from executor.swarm import SwarmExecutor, SwarmSettings
 from executor.swarm.services import TaskStatus
+from tests.executor.support import RecordingListener, make_spec
 
 
 @pytest.mark.parametrize(
@@ -32,3 +39,52 @@ def test_a_task_status_says_how_the_attempt_ended(
     task: dict[str, Any], ending: Ending, reason: str | None
 ) -> None:
     assert TaskStatus.of({"Status": task}).ending() == (ending, reason)
+
+
+class _NotAManager(http.server.BaseHTTPRequestHandler):
+    """A Docker API whose engine is in no swarm."""
+
+    def do_GET(self) -> None:
+        """Answer version negotiation, ping and info."""
+        path = self.path.split("?")[0].rstrip("/")
+        swarm = {"LocalNodeState": "inactive", "ControlAvailable": False}
+        body = {"ApiVersion": "1.41"} if path.endswith("/version") else {"Swarm": swarm}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self) -> tuple[Any, Any]:
+        """BaseHTTPRequestHandler wants a client address tuple."""
+        request, _ = super().get_request()
+        return request, ("local", 0)
+
+
+def test_an_engine_that_is_no_swarm_manager_is_unhealthy(tmp_path: Path) -> None:
+    path = tmp_path / "docker.sock"
+    server = _UnixHTTPServer(str(path), _NotAManager)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    executor = SwarmExecutor(SwarmSettings("t", manager_host=f"unix://{path}"))
+    listener = RecordingListener()
+    try:
+        executor.open(listener)
+        health = executor.health()
+        assert not health.ok
+        assert "not a swarm manager (swarm state: inactive)" in health.detail
+        with pytest.raises(EngineUnavailable):
+            executor.start(make_spec(["true"]))
+    finally:
+        executor.close()
+        server.shutdown()
+        server.server_close()
+        thread.join()
