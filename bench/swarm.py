@@ -16,6 +16,12 @@ Gnomon's part (the end to the downstream start request: noticing the end,
 reading the output, the scheduler's pass) and the backend's part (the request
 to the container running).
 
+Where Swarm's time goes: `--probes` services of `true` made one after another
+with the bare SDK, timed from the request (engine clocks; one node, so one
+clock): the API call, the orchestrator creating the task, the task being
+scheduled, assigned and its container started, the run, and the node
+reporting the end. Each timed against the same container run by plain Docker.
+
 Uses this engine as a one-node swarm: made (and left afterwards) only when the
 engine is in none, as the tests do. Needs the test image (tests/images/build_busybox.sh).
 """
@@ -23,6 +29,7 @@ engine is in none, as the tests do. Needs the test image (tests/images/build_bus
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
@@ -36,8 +43,9 @@ from bench.executor_overhead import Throttle, spec, wait_removed
 from bench.scheduler_latency import Recording, chain, summary, wait_until
 from executor import Executor
 from executor.docker_executor import DockerExecutor, DockerSettings
+from executor.logs import parse_timestamp
 from executor.swarm import SwarmExecutor, SwarmSettings
-from executor.swarm.services import LABEL_INSTANCE
+from executor.swarm.services import LABEL_INSTANCE, service_args
 from scheduler.database import migrate, open_database
 from scheduler.models import Run, Task
 from scheduler.service import Scheduler, SchedulerSettings
@@ -126,6 +134,68 @@ def step_parts(run_ids: list[str], requested: dict[str, float]) -> tuple[list[fl
     return gnomon, backend
 
 
+def swarm_phases(client: docker.APIClient) -> dict[str, float]:
+    """Seconds of each phase of one no-op service, from the request to the reported end."""
+    probe = spec(0)
+    settings = SwarmSettings("bench-probe", networks=("host",))
+    began = time.time()
+    service = client.create_service(**service_args(probe, settings))["ID"]
+    created = time.time()
+    try:
+        task = _final_task(client, service)
+        container = client.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])
+    finally:
+        client.remove_service(service)
+    state = container["State"]
+    times = {
+        "task made": _seconds(task["CreatedAt"]),
+        "container started": _seconds(state["StartedAt"]),
+        "container ended": _seconds(state["FinishedAt"]),
+        "end reported": _seconds(task["Status"]["Timestamp"]),
+    }
+    phases, previous = {"API call": created - began}, began
+    for name, when in times.items():
+        phases[name], previous = when - previous, when
+    return phases
+
+
+def docker_phases(client: docker.APIClient) -> dict[str, float]:
+    """Seconds from the request to a plain container's start, and its run."""
+    host = client.create_host_config(network_mode="host")
+    began = time.time()
+    container = client.create_container("gnomon-test/busybox:latest", ["true"], host_config=host)
+    client.start(container)
+    client.wait(container)
+    state = client.inspect_container(container)["State"]
+    client.remove_container(container)
+    started = _seconds(state["StartedAt"])
+    return {"container started": started - began, "run": _seconds(state["FinishedAt"]) - started}
+
+
+def _final_task(client: docker.APIClient, service: str) -> dict:
+    """The service's task once it has ended, polled every 10 ms."""
+    while True:
+        tasks = client.tasks(filters={"service": service})
+        if tasks and tasks[0]["Status"]["State"] in ("complete", "failed", "rejected"):
+            return tasks[0]
+        time.sleep(0.01)
+
+
+def _seconds(stamp: str) -> float:
+    parsed = parse_timestamp(stamp)
+    assert parsed is not None, stamp
+    return parsed.timestamp()
+
+
+def print_phases(client: docker.APIClient, probes: int) -> None:
+    """Median phases of `probes` services and of as many plain containers."""
+    for name, probe in (("swarm", swarm_phases), ("docker", docker_phases)):
+        runs = [probe(client) for _ in range(probes)]
+        medians = {phase: statistics.median(r[phase] for r in runs) for phase in runs[0]}
+        shown = ", ".join(f"{phase} +{m * 1000:.0f} ms" for phase, m in medians.items())
+        print(f"  {name:6s} {shown}")
+
+
 def main() -> None:
     """Throughput rounds, then DAG steps, on both executors; print figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -134,7 +204,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--length", type=int, default=6)
+    parser.add_argument("--probes", type=int, default=10)
     args = parser.parse_args()
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped" notes under load
     executors: dict[str, Make] = {"docker": docker_executor, "swarm": swarm_executor}
     client = docker.APIClient(timeout=120)
     with one_node_swarm():
@@ -157,6 +229,8 @@ def main() -> None:
             print(f"  {name:6s} step     {summary(total)}")
             print(f"  {name:6s} gnomon   {summary(gnomon)}")
             print(f"  {name:6s} backend  {summary(backend)}")
+        print(f"Where the time goes (median of {args.probes}, one after another):")
+        print_phases(client, args.probes)
     client.close()
 
 
