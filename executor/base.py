@@ -27,6 +27,20 @@ def redact_environment(environment: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def check_backend_settings(
+    instance: str, positive: Mapping[str, float], kill_grace_seconds: float
+) -> None:
+    """ValueError unless `instance` can be a label, each of `positive` is above 0 and the
+    kill grace is not negative: the checks every backend's settings need."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", instance):
+        raise ValueError(f"instance {instance!r} must be letters, digits, '_', '.' or '-'")
+    for name, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than 0, not {value}")
+    if kill_grace_seconds < 0:
+        raise ValueError(f"kill_grace_seconds must not be negative: {kill_grace_seconds}")
+
+
 class EngineUnavailable(Exception):
     """The container engine cannot be reached; the attempt should wait and be retried."""
 

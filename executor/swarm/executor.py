@@ -27,11 +27,10 @@ from executor.base import (
     ExecutorListener,
     Health,
     InFlight,
-    LogLine,
     Outcome,
 )
-from executor.logs import AttemptLog
-from executor.swarm.connection import UNREACHABLE, Manager
+from executor.connection import UNREACHABLE
+from executor.swarm.connection import Manager
 from executor.swarm.output import ServiceOutput
 from executor.swarm.services import (
     FINAL_STATES,
@@ -44,6 +43,7 @@ from executor.swarm.services import (
 )
 from executor.swarm.settings import SwarmSettings
 from executor.timers import TimerHandle, TimerThread
+from executor.tracking import Attempts, Tracked
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,9 @@ class _Phase(enum.Enum):
 
 
 @dataclass(eq=False)
-class _Attempt:
+class _Attempt(Tracked):
     """What the executor tracks about one attempt."""
 
-    spec: AttemptSpec
-    log: AttemptLog
     phase: _Phase = _Phase.CREATING
     service_id: str | None = None
     started_at: datetime | None = None
@@ -78,7 +76,6 @@ class _Attempt:
     kill_reason: str | None = None
     kill_ending: Ending | None = None
     noted_wait: str = ""  # the last "why not running yet" already noted in its output
-    done: bool = False  # the listener heard the last of it
 
 
 class SwarmExecutor:
@@ -88,10 +85,11 @@ class SwarmExecutor:
         self._settings = settings
         self._clock = clock
         self._manager = Manager(settings)
-        self._lock = threading.Lock()
-        self._attempts: dict[str, _Attempt] = {}
+        self._attempts: Attempts[_Attempt] = Attempts(
+            clock, settings.log_cap_bytes, settings.log_batch_lines
+        )
+        self._lock = self._attempts.lock  # guards each attempt's phase too
         self._node_names: dict[str, str] = {}
-        self._listener: ExecutorListener | None = None
         self._timers = TimerThread("gnomon-swarm-timers")
         self._pool = ThreadPoolExecutor(settings.worker_threads, "gnomon-swarm-work")
         self._polling = threading.Lock()
@@ -101,22 +99,19 @@ class SwarmExecutor:
 
     def open(self, listener: ExecutorListener) -> None:
         """Contact the manager; start polling task states and flushing output."""
-        self._listener = listener
+        self._attempts.listener = listener
         self._manager.check()
         self._timers.start()
-        self._timers.every(self._settings.log_batch_seconds, self._flush_logs)
+        self._timers.every(self._settings.log_batch_seconds, self._attempts.flush_logs)
         self._timers.every(self._settings.poll_interval_seconds, self._schedule_poll)
 
     def start(self, spec: AttemptSpec) -> None:
         """Queue the creation of `spec`'s service; EngineUnavailable if the manager is down."""
-        if self._listener is None or self._closing.is_set():
+        if self._attempts.listener is None or self._closing.is_set():
             raise RuntimeError("SwarmExecutor.start() needs open() and no close()")
         self._manager.require_up()
-        attempt = _Attempt(spec, self._new_log(spec.task_id))
-        with self._lock:
-            if spec.task_id in self._attempts:
-                raise ValueError(f"task {spec.task_id} is already running")
-            self._attempts[spec.task_id] = attempt
+        attempt = _Attempt(spec, self._attempts.new_log(spec.task_id))
+        self._attempts.add(attempt)
         self._submit(self._create, attempt)
 
     def kill(self, task_id: str, reason: str) -> None:
@@ -133,17 +128,14 @@ class SwarmExecutor:
         by_task = {s["Spec"].get("Labels", {}).get(LABEL_TASK_ID): s for s in found}
         for item in in_flight:
             service = by_task.pop(item.spec.task_id, None)
-            with self._lock:
-                tracked = item.spec.task_id in self._attempts
-            if not tracked:
+            if self._attempts.get(item.spec.task_id) is None:
                 self._adopt(item, service)
-        with self._lock:
-            strays = [
-                s["ID"]
-                for task_id, s in by_task.items()
-                if task_id not in self._attempts
-                and s["Spec"].get("Labels", {}).get(LABEL_INSTANCE) == self._settings.instance
-            ]
+        strays = [
+            s["ID"]
+            for task_id, s in by_task.items()
+            if self._attempts.get(task_id) is None
+            and s["Spec"].get("Labels", {}).get(LABEL_INSTANCE) == self._settings.instance
+        ]
         for service_id in strays:
             log.info("removing service %s: it matches no attempt in flight", service_id[:12])
             self._remove(service_id)
@@ -158,11 +150,9 @@ class SwarmExecutor:
         self._closing.set()
         self._timers.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            attempts = list(self._attempts.values())
-        for attempt in attempts:
+        for attempt in self._attempts.all():
             if attempt.phase == _Phase.CREATING:
-                self._send_back(attempt, "the executor closed before the service was created")
+                self._attempts.send_back(attempt, "the executor closed before it was created")
             if attempt.output is not None:
                 attempt.output.stop()
             attempt.log.flush()
@@ -181,7 +171,7 @@ class SwarmExecutor:
         except _ENGINE_GONE as error:
             if isinstance(error, UNREACHABLE):
                 self._manager.mark_down(error)
-            self._send_back(attempt, f"swarm manager unavailable: {error}")
+            self._attempts.send_back(attempt, f"swarm manager unavailable: {error}")
             return
         except APIError as error:
             self._fail(attempt, Ending.START_FAILED, f"start failed: {_explain(error)}")
@@ -208,7 +198,7 @@ class SwarmExecutor:
     def _ended_before_creation(self, attempt: _Attempt) -> bool:
         """If a kill or close came first, end the attempt that way; True if so."""
         if self._closing.is_set():
-            self._send_back(attempt, "the executor closed before the service was created")
+            self._attempts.send_back(attempt, "the executor closed before it was created")
             return True
         if attempt.kill_reason is not None:
             self._fail(attempt, attempt.kill_ending or Ending.KILLED, attempt.kill_reason)
@@ -225,12 +215,11 @@ class SwarmExecutor:
     def _poll(self) -> None:
         """Pool job: one task list for every watched service; act on what changed."""
         try:
-            with self._lock:
-                watched = {
-                    a.service_id: a
-                    for a in self._attempts.values()
-                    if a.service_id and a.phase in (_Phase.SUBMITTED, _Phase.RUNNING)
-                }
+            watched = {
+                a.service_id: a
+                for a in self._attempts.all()
+                if a.service_id and a.phase in (_Phase.SUBMITTED, _Phase.RUNNING)
+            }
             if watched:
                 self._poll_tasks(watched)
         except _ENGINE_GONE as error:
@@ -282,7 +271,7 @@ class SwarmExecutor:
         attempt.started_at = started_at
         spec = attempt.spec
         container = status.container_id or str(attempt.service_id)
-        self._tell(
+        self._attempts.tell(
             lambda lsn: lsn.attempt_started(spec.task_id, started_at, container, attempt.node)
         )
         with self._lock:
@@ -334,11 +323,9 @@ class SwarmExecutor:
         except Exception as error:
             log.exception("finishing task %s failed", attempt.spec.task_id)
             outcome = self._lost(attempt, f"executor error: {error}")
-        self._report(attempt, outcome)
+        self._attempts.report(attempt, outcome)
         if status is not None:
             self._remove(str(attempt.service_id))
-        with self._lock:
-            self._attempts.pop(attempt.spec.task_id, None)
 
     def _final_outcome(self, attempt: _Attempt, status: TaskStatus | None) -> Outcome:
         if status is not None and status.ran:
@@ -414,8 +401,8 @@ class SwarmExecutor:
     # -- kills and deadlines ----------------------------------------------------------
 
     def _request_kill(self, task_id: str, reason: str, ending: Ending) -> None:
+        attempt = self._attempts.get(task_id)
         with self._lock:
-            attempt = self._attempts.get(task_id)
             if attempt is None or attempt.phase == _Phase.FINISHING or attempt.kill_reason:
                 return
             attempt.kill_reason, attempt.kill_ending = reason, ending
@@ -444,73 +431,29 @@ class SwarmExecutor:
         if attempt.started_at is not None:
             self._read_rest(attempt)
         self._remove(str(attempt.service_id))
-        self._report(attempt, self._killed(attempt, None))
-        with self._lock:
-            self._attempts.pop(attempt.spec.task_id, None)
+        self._attempts.report(attempt, self._killed(attempt, None))
 
     # -- recovery ---------------------------------------------------------------------
 
     def _adopt(self, item: InFlight, service: Mapping[str, Any] | None) -> None:
         """Take over one attempt from before a restart, or from another instance."""
         spec = item.spec
-        attempt = _Attempt(spec, self._new_log(spec.task_id, item.logs_until))
+        attempt = _Attempt(spec, self._attempts.new_log(spec.task_id, item.logs_until))
         if service is None:
-            self._report(attempt, self._lost(attempt, "task lost: its service was removed"))
+            self._attempts.report(
+                attempt, self._lost(attempt, "task lost: its service was removed")
+            )
             return
         attempt.service_id = str(service["ID"])
         attempt.phase = _Phase.SUBMITTED  # the next poll marks it running or finishes it
-        with self._lock:
-            self._attempts[spec.task_id] = attempt
+        self._attempts.add(attempt)
 
     # -- reporting and helpers --------------------------------------------------------
 
     def _fail(self, attempt: _Attempt, ending: Ending, reason: str) -> None:
         """The attempt ended before its service was created."""
-        self._report(
-            attempt, Outcome(attempt.spec.task_id, ending, None, self._clock(), reason=reason)
-        )
-        with self._lock:
-            self._attempts.pop(attempt.spec.task_id, None)
-
-    def _report(self, attempt: _Attempt, outcome: Outcome) -> None:
-        """Deliver remaining output, then the outcome: exactly once per attempt."""
-        with self._lock:
-            if attempt.done:
-                return
-            attempt.done = True
-        attempt.log.flush()
-        self._tell(lambda lsn: lsn.attempt_finished(outcome))
-
-    def _send_back(self, attempt: _Attempt, reason: str) -> None:
-        """The attempt did not start for want of a manager: offer it back."""
-        with self._lock:
-            if attempt.done:
-                return
-            attempt.done = True
-            self._attempts.pop(attempt.spec.task_id, None)
-        self._tell(lambda lsn: lsn.attempt_waiting(attempt.spec.task_id, reason))
-
-    def _tell(self, call: Callable[[ExecutorListener], None]) -> None:
-        """Call the listener; its failure is logged and changes nothing here."""
-        try:
-            call(self._listener)  # type: ignore[arg-type]
-        except Exception:
-            log.exception("executor listener failed")
-
-    def _new_log(self, task_id: str, skip_until: datetime | None = None) -> AttemptLog:
-        def deliver(lines: Sequence[LogLine]) -> None:
-            self._tell(lambda lsn: lsn.attempt_logs(task_id, lines))
-
-        settings = self._settings
-        return AttemptLog(
-            deliver, self._clock, settings.log_cap_bytes, settings.log_batch_lines, skip_until
-        )
-
-    def _flush_logs(self) -> None:
-        with self._lock:
-            logs = [attempt.log for attempt in self._attempts.values()]
-        for attempt_log in logs:
-            attempt_log.flush()
+        outcome = Outcome(attempt.spec.task_id, ending, None, self._clock(), reason=reason)
+        self._attempts.report(attempt, outcome)
 
     def _remove(self, service: str) -> None:
         try:

@@ -16,8 +16,8 @@ from docker import APIClient
 from docker.types import CancellableStream
 from urllib3.exceptions import ProtocolError
 
+from executor.connection import UNREACHABLE
 from executor.logs import STREAM_SOURCES, AttemptLog, read_frames, split_timestamp
-from executor.swarm.connection import UNREACHABLE
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from executor.base import check_backend_settings
 
 MIB = 1024 * 1024
 
@@ -25,8 +26,6 @@ class SwarmSettings:
     api_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.instance):
-            raise ValueError(f"instance {self.instance!r} must be letters, digits, '_', '.' or '-'")
         positive = {
             "log_cap_bytes": self.log_cap_bytes,
             "poll_interval_seconds": self.poll_interval_seconds,
@@ -36,10 +35,6 @@ class SwarmSettings:
             "worker_threads": self.worker_threads,
             "api_timeout_seconds": self.api_timeout_seconds,
         }
-        for name, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be greater than 0, not {value}")
-        if self.kill_grace_seconds < 0:
-            raise ValueError(f"kill_grace_seconds must not be negative: {self.kill_grace_seconds}")
+        check_backend_settings(self.instance, positive, self.kill_grace_seconds)
         if any(not network for network in self.networks):
             raise ValueError("a network name must not be empty")
