@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 from executor.base import Ending, InFlight
 from executor.swarm import SwarmExecutor, SwarmSettings
 from tests.executor.support import RecordingListener, make_spec, wait_for
+from tests.support.callbacks import recording_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -124,40 +123,16 @@ def test_another_instance_adopts_attempts_and_leaves_its_strays(
     docker_client.api.remove_service(_service(docker_client, foreign_stray.task_id)["ID"])
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    paths: list[str] = []
-
-    def do_GET(self) -> None:
-        """Remember the path; answer 204."""
-        self.paths.append(self.path)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
 def test_a_task_calls_back_over_the_host_network(
     make_swarm_executor: MakeExecutor, listener: RecordingListener
 ) -> None:
-    handler = type("Handler", (_Recorder,), {"paths": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with recording_server() as (url, paths):
         executor = make_swarm_executor()
         spec = make_spec(
             ["sh", "-c", 'wget -q -O - "$GNOMON_URL/api/tasks/$GNOMON_TASK_ID/ping"'],
-            environment={
-                "GNOMON_URL": f"http://127.0.0.1:{server.server_address[1]}",
-                "GNOMON_TASK_ID": "task-42",
-            },
+            environment={"GNOMON_URL": url, "GNOMON_TASK_ID": "task-42"},
         )
         executor.start(spec)
         outcome = listener.wait_outcome(spec.task_id)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
     assert outcome.exit_code == 0, listener.messages(spec.task_id)
-    assert handler.paths == ["/api/tasks/task-42/ping"]
+    assert paths == ["/api/tasks/task-42/ping"]

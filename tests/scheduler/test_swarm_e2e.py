@@ -6,9 +6,6 @@ processes sharing PostgreSQL and the cluster, one of which is SIGKILLed mid-DAG.
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +13,7 @@ import pytest
 from app.config import SETTINGS
 from tests.scheduler.test_durability import Service
 from tests.scheduler.test_e2e import definition, run_once, statuses, task, tasks_of
+from tests.support.callbacks import recording_server
 from tests.support.leaks import session_instance
 from tests.support.live import free_port, live_service, wait_for
 from tests.support.postgres import PostgresServer
@@ -62,32 +60,6 @@ def test_a_bad_placement_is_a_400_naming_the_field(busybox_image: str, database_
     assert body["error"] and "task_definitions.0.placement.0" in str(body["details"])
 
 
-class _Counter(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        """Count a task's run by its path; answer 204."""
-        self.hits.append(self.path.strip("/"))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def run_counter() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 that task containers tell each time they run."""
-    handler = type("Handler", (_Counter,), {"hits": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler.hits
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 LEASES = any(setting.key == "INSTANCE_LEASE_SECONDS" for setting in SETTINGS)
 
 
@@ -99,11 +71,20 @@ def test_another_instance_finishes_the_run_of_a_killed_one(
     postgres_server: PostgresServer,
     postgres_database: str,
     docker_client: Any,
-    run_counter: tuple[str, list[str]],
 ) -> None:
     postgres_server.reset_database(postgres_database)
     url = postgres_server.url(postgres_database)
-    counter, hits = run_counter
+    with recording_server() as (counter, hits):
+        run = _kill_one_of_two_mid_dag(url, counter, docker_client)
+    assert run["status"] == "succeeded"
+    attempts = tasks_of(run)
+    assert {name: len(a) for name, a in attempts.items()} == {"a": 1, "b": 1, "c": 1}
+    assert sorted(hits) == ["/a", "/b", "/c"]  # every attempt ran once
+    assert [e["message"] for e in attempts["b"][0]["log_entries"]] == ["b"]
+
+
+def _kill_one_of_two_mid_dag(url: str, counter: str, docker_client: Any) -> dict[str, Any]:
+    """Two serve processes; SIGKILL the one running task b; the run once the other ended it."""
     services = [Service(url, free_port(), session_instance()) for _ in range(2)]
     for service in services:
         service.env.update(
@@ -139,11 +120,7 @@ def test_another_instance_finishes_the_run_of_a_killed_one(
     finally:
         for service in services:
             service.stop()
-    assert run["status"] == "succeeded"
-    attempts = tasks_of(run)
-    assert {name: len(a) for name, a in attempts.items()} == {"a": 1, "b": 1, "c": 1}
-    assert sorted(hits) == ["a", "b", "c"]  # every attempt ran once
-    assert [e["message"] for e in attempts["b"][0]["log_entries"]] == ["b"]
     for service in services:
         instance = service.env["GNOMON_INSTANCE"]
         wait_for(lambda i=instance: not _services_of(docker_client, i), 30, "services removed")
+    return run
