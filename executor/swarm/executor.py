@@ -102,7 +102,8 @@ class SwarmExecutor:
         self._attempts.listener = listener
         self._manager.check()
         self._timers.start()
-        self._timers.every(self._settings.log_batch_seconds, self._attempts.flush_logs)
+        flush = functools.partial(self._submit, self._attempts.flush_logs)  # off the timer
+        self._timers.every(self._settings.log_batch_seconds, flush)
         self._timers.every(self._settings.poll_interval_seconds, self._schedule_poll)
 
     def start(self, spec: AttemptSpec) -> None:
@@ -184,6 +185,11 @@ class SwarmExecutor:
             self._submit(self._terminate, attempt)
 
     def _create_service(self, spec: AttemptSpec) -> str:
+        """The new service's id; an existing one of this attempt is taken over, not replaced.
+
+        A service runs as soon as it exists, so one made by an earlier try (this
+        instance before a crash, or another instance) is this attempt running already.
+        """
         api = self._manager.api()
         args = service_args(spec, self._settings)
         try:
@@ -191,9 +197,8 @@ class SwarmExecutor:
         except APIError as error:
             if error.status_code != 409:
                 raise
-        log.info("replacing leftover service %s", args["name"])
-        self._remove(service_name(spec))
-        return str(api.create_service(**args)["ID"])
+        log.info("taking over existing service %s", args["name"])
+        return str(api.inspect_service(service_name(spec))["ID"])
 
     def _ended_before_creation(self, attempt: _Attempt) -> bool:
         """If a kill or close came first, end the attempt that way; True if so."""

@@ -136,3 +136,20 @@ def test_a_task_calls_back_over_the_host_network(
         outcome = listener.wait_outcome(spec.task_id)
     assert outcome.exit_code == 0, listener.messages(spec.task_id)
     assert paths == ["/api/tasks/task-42/ping"]
+
+
+def test_a_start_of_an_attempt_whose_service_exists_takes_it_over(
+    make_swarm_executor: MakeExecutor, docker_client: Any
+) -> None:
+    first_listener, second_listener = RecordingListener(), RecordingListener()
+    first = make_swarm_executor(first_listener)
+    spec = make_spec(["sh", "-c", "echo ran; sleep 2"])
+    first.start(spec)
+    wait_for(lambda: first_listener.starts(spec.task_id), what="the start")
+    first.close()  # crashed before its start was stored: the attempt is offered again
+    second = make_swarm_executor(second_listener)
+    second.start(spec)
+    outcome = second_listener.wait_outcome(spec.task_id)
+    assert (outcome.ending, outcome.exit_code) == (Ending.EXITED, 0)
+    assert second_listener.messages(spec.task_id, "stdout") == ["ran"]  # one run, not two
+    wait_for(lambda: _service(docker_client, spec.task_id) is None, 30, "the service removed")
