@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _ENGINE_GONE = (*UNREACHABLE, EngineUnavailable)
 _SIGKILLED = 128 + 9
+_NOT_A_MANAGER = 503  # the engine answered, but is (no longer) a swarm manager
 
 
 def utcnow() -> datetime:
@@ -126,6 +127,10 @@ class SwarmExecutor:
         except UNREACHABLE as error:
             self._manager.mark_down(error)
             raise EngineUnavailable(str(error)) from error
+        except APIError as error:
+            if error.status_code != _NOT_A_MANAGER:
+                raise
+            raise EngineUnavailable(_explain(error)) from error
         by_task = {s["Spec"].get("Labels", {}).get(LABEL_TASK_ID): s for s in found}
         for item in in_flight:
             service = by_task.pop(item.spec.task_id, None)
@@ -175,7 +180,10 @@ class SwarmExecutor:
             self._attempts.send_back(attempt, f"swarm manager unavailable: {error}")
             return
         except APIError as error:
-            self._fail(attempt, Ending.START_FAILED, f"start failed: {_explain(error)}")
+            if error.status_code == _NOT_A_MANAGER:
+                self._attempts.send_back(attempt, f"swarm manager unavailable: {_explain(error)}")
+            else:
+                self._fail(attempt, Ending.START_FAILED, f"start failed: {_explain(error)}")
             return
         with self._lock:
             attempt.service_id = service_id
