@@ -45,12 +45,17 @@ class _NotAManager(http.server.BaseHTTPRequestHandler):
     """A Docker API whose engine is in no swarm."""
 
     def do_GET(self) -> None:
-        """Answer version negotiation, ping and info."""
+        """Answer version negotiation, ping, info and (refusing) the service list."""
         path = self.path.split("?")[0].rstrip("/")
         swarm = {"LocalNodeState": "inactive", "ControlAvailable": False}
-        body = {"ApiVersion": "1.41"} if path.endswith("/version") else {"Swarm": swarm}
+        body: dict[str, Any] = {"Swarm": swarm}
+        status = 200
+        if path.endswith("/version"):
+            body = {"ApiVersion": "1.41"}
+        elif path.endswith("/services"):  # what such an engine answers
+            body, status = {"message": "This node is not a swarm manager."}, 503
         data = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -83,6 +88,8 @@ def test_an_engine_that_is_no_swarm_manager_is_unhealthy(tmp_path: Path) -> None
         assert "not a swarm manager (swarm state: inactive)" in health.detail
         with pytest.raises(EngineUnavailable):
             executor.start(make_spec(["true"]))
+        with pytest.raises(EngineUnavailable, match="not a swarm manager"):
+            executor.recover([])
     finally:
         executor.close()
         server.shutdown()
