@@ -40,6 +40,7 @@ from executor.swarm.services import (
     latest_tasks,
     service_args,
     service_name,
+    task_outcome,
 )
 from executor.swarm.settings import SwarmSettings
 from executor.timers import TimerHandle, TimerThread
@@ -349,27 +350,10 @@ class SwarmExecutor:
             if attempt.output is not None:
                 attempt.output.stop()
             return self._lost(attempt, "task lost: its service was removed")
-        ending, reason = status.ending()
-        if ending == Ending.IMAGE_NOT_FOUND:
-            attempt.log.note(
-                f"the node could not get image {attempt.spec.image_ref}: {status.error}"
-            )
-            reason = f"image not found: {attempt.spec.image_ref}"
+        if status.state == "rejected":
+            attempt.log.note(f"the swarm rejected the task: {status.error}")
         oom = status.exit_code == _SIGKILLED and self._oom_killed(status)
-        if oom:
-            ending, reason = Ending.OOM_KILLED, "killed: out of memory"
-        ended_at = status.timestamp or self._clock()
-        if attempt.started_at is not None:
-            ended_at = max(ended_at, attempt.started_at)
-        return Outcome(
-            task_id=attempt.spec.task_id,
-            ending=ending,
-            exit_code=status.exit_code if status.ran else None,
-            ended_at=ended_at,
-            started_at=attempt.started_at if status.ran else None,
-            oom_killed=oom,
-            reason=reason,
-        )
+        return task_outcome(attempt.spec, status, attempt.started_at, oom, self._clock())
 
     def _read_rest(self, attempt: _Attempt) -> None:
         """Close the live stream and read the output it had not delivered yet."""

@@ -20,7 +20,7 @@ from docker.types import (
     TaskTemplate,
 )
 
-from executor.base import AttemptSpec, Ending
+from executor.base import AttemptSpec, Ending, Outcome
 from executor.logs import parse_timestamp
 from executor.swarm.settings import MIB, SwarmSettings
 
@@ -148,3 +148,26 @@ def latest_tasks(tasks: list[Mapping[str, Any]]) -> dict[str, TaskStatus]:
         ):
             newest[service] = task
     return {service: TaskStatus.of(task) for service, task in newest.items()}
+
+
+def task_outcome(
+    spec: AttemptSpec, status: TaskStatus, started_at: datetime | None, oom: bool, now: datetime
+) -> Outcome:
+    """The outcome of an attempt whose task ended without Gnomon killing it."""
+    ending, reason = status.ending()
+    if ending == Ending.IMAGE_NOT_FOUND:
+        reason = f"image not found: {spec.image_ref}"
+    if oom:
+        ending, reason = Ending.OOM_KILLED, "killed: out of memory"
+    ended_at = status.timestamp or now
+    if started_at is not None:
+        ended_at = max(ended_at, started_at)
+    return Outcome(
+        task_id=spec.task_id,
+        ending=ending,
+        exit_code=status.exit_code if status.ran else None,
+        ended_at=ended_at,
+        started_at=started_at if status.ran else None,
+        oom_killed=oom,
+        reason=reason,
+    )
