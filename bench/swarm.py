@@ -39,24 +39,18 @@ from pathlib import Path
 
 import docker
 
-from bench.executor_overhead import Throttle, spec, wait_removed
-from bench.scheduler_latency import Recording, chain, summary, wait_until
+from bench.executor_overhead import docker_executor, executor_round, spec, wait_removed
+from bench.scheduler_latency import Recording, run_chains, summary
 from executor import Executor
-from executor.docker_executor import DockerExecutor, DockerSettings
 from executor.logs import parse_timestamp
 from executor.swarm import SwarmExecutor, SwarmSettings
-from executor.swarm.services import LABEL_INSTANCE, service_args
+from executor.swarm.services import service_args
 from scheduler.database import migrate, open_database
-from scheduler.models import Run, Task
+from scheduler.models import Task
 from scheduler.service import Scheduler, SchedulerSettings
 from tests.support.swarm import one_node_swarm
 
 Make = Callable[[str, int], Executor]  # (instance, worker threads) -> an executor
-
-
-def docker_executor(instance: str, workers: int) -> Executor:
-    """A DockerExecutor on the host network."""
-    return DockerExecutor(DockerSettings(instance, network_mode="host", worker_threads=workers))
 
 
 def swarm_executor(instance: str, workers: int) -> Executor:
@@ -70,31 +64,10 @@ def wait_services_removed(client: docker.APIClient, label: str) -> None:
         time.sleep(0.01)
 
 
-def throughput_round(
-    client: docker.APIClient, make: Make, containers: int, concurrency: int
-) -> float:
-    """Seconds to run `containers` no-op attempts and see them removed."""
-    instance = f"bench-{uuid.uuid4().hex[:8]}"
-    executor = make(instance, concurrency)
-    throttle = Throttle(concurrency, containers)
-    executor.open(throttle)
-    try:
-        began = time.perf_counter()
-        for number in range(containers):
-            throttle.slots.acquire()
-            executor.start(spec(number))
-        if not throttle.done.wait(timeout=600):
-            raise TimeoutError("the round did not finish in 600 s")
-        label = f"{LABEL_INSTANCE}={instance}"
-        wait_removed(client, label)
-        wait_services_removed(client, label)
-        elapsed = time.perf_counter() - began
-    finally:
-        executor.close()
-    failed = [o for o in throttle.outcomes if o.exit_code != 0]
-    if failed:
-        raise RuntimeError(f"{len(failed)} attempts failed, e.g. {failed[0]}")
-    return elapsed
+def wait_all_removed(client: docker.APIClient, label: str) -> None:
+    """Wait until no container and no service carries `label` any more."""
+    wait_removed(client, label)
+    wait_services_removed(client, label)
 
 
 def dag_steps(make: Make, chains: int, length: int) -> tuple[list[float], list[float]]:
@@ -109,12 +82,7 @@ def dag_steps(make: Make, chains: int, length: int) -> tuple[list[float], list[f
         scheduler = Scheduler(executor, settings)  # type: ignore[arg-type]
         scheduler.start()
         try:
-            ids = []
-            for c in range(chains):
-                scheduler.save_definition(chain(f"chain-{c}", length), actor="bench")
-                ids.append(scheduler.trigger(f"chain-{c}", actor="bench"))
-            done = Run.select().where(Run.id.in_(ids) & (Run.status != "running"))
-            wait_until(lambda: done.count() == len(ids), 600)
+            ids = run_chains(scheduler, chains, length)
             return step_parts(ids, executor.requested)
         finally:
             scheduler.stop()
@@ -213,9 +181,10 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in executors}
         for round_ in range(1, args.rounds + 1):
             for name, make in executors.items():
-                times[name].append(
-                    throughput_round(client, make, args.containers, args.concurrency)
+                seconds = executor_round(
+                    client, args.containers, args.concurrency, make, wait_all_removed
                 )
+                times[name].append(seconds)
             print(f"round {round_}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()))
         medians = {name: statistics.median(values) for name, values in times.items()}
         print(f"{args.containers} no-op attempts, concurrency {args.concurrency}, median:")
