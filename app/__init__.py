@@ -109,6 +109,19 @@ def build_executor(settings: Mapping[str, object]) -> Executor:
         from executor.fake import FakeExecutor
 
         return FakeExecutor(clock=utc_now)  # real time: its runs show in the API
+    if settings["EXECUTOR"] == "swarm":
+        from executor.swarm import SwarmExecutor, SwarmSettings
+
+        networks = str(settings["SWARM_NETWORKS"])
+        return SwarmExecutor(
+            SwarmSettings(
+                instance=settings["INSTANCE"],
+                manager_host=settings["SWARM_MANAGER"] or None,
+                networks=tuple(n for n in networks.split(",") if n),
+                log_cap_bytes=settings["LOG_CAP_BYTES"],
+                kill_grace_seconds=settings["KILL_GRACE_SECONDS"],
+            )
+        )
     from executor.docker import DockerExecutor, DockerSettings
 
     return DockerExecutor(

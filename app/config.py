@@ -125,8 +125,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "EXECUTOR", "docker", str,
-        "Container backend: `docker` (the Docker Engine) or `fake` (in-memory, for tests).",
-        one_of("docker", "fake"),
+        "Container backend: `docker` (the Docker Engine), `swarm` (one service per attempt "
+        "on a Docker Swarm cluster, see docs/swarm.md) or `fake` (in-memory, for tests).",
+        one_of("docker", "fake", "swarm"),
     ),
     Setting(
         "INSTANCE", "default", str,
@@ -161,6 +162,20 @@ SETTINGS: tuple[Setting, ...] = (
         "check; the Docker socket is never allowed.",
         lambda value: None if all(p.startswith("/") for p in split_paths(value)) else (
             "must list absolute paths separated by commas"
+        ),
+    ),
+    Setting(
+        "SWARM_MANAGER", "", str,
+        "Swarm executor: Docker API address of a swarm manager (e.g. tcp://manager:2376, TLS "
+        "from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH); empty means DOCKER_HOST or the local "
+        "engine.",
+    ),
+    Setting(
+        "SWARM_NETWORKS", "", str,
+        "Swarm executor: networks every task service joins, separated by commas (an "
+        "attachable overlay network, or `host`); empty means none but the default.",
+        lambda value: None if re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9_.-]*(,|$))*", value) else (
+            "must be network names separated by commas"
         ),
     ),
     Setting(

@@ -173,6 +173,10 @@ class TaskSchema(Schema):
         values=fields.String(),
         metadata={"description": "named outputs the attempt published (metadata `output.*`)"},
     )
+    node = fields.String(
+        allow_none=True,
+        metadata={"description": "the cluster node the attempt ran on (Swarm executor only)"},
+    )
 
 
 class DeliverySchema(Schema):

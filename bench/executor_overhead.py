@@ -20,13 +20,13 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import docker
 
-from executor import AttemptSpec, LogLine, Outcome
+from executor import AttemptSpec, Executor, LogLine, Outcome
 from executor.docker import LABEL_INSTANCE, DockerExecutor, DockerSettings
 
 IMAGE, TAG = "gnomon-test/busybox", "latest"
@@ -43,7 +43,9 @@ class Throttle:
         self.done = threading.Event()
         self._lock = threading.Lock()
 
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
         """Nothing to do."""
 
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
@@ -68,11 +70,22 @@ def spec(number: int) -> AttemptSpec:
     return AttemptSpec(task_id, "bench", "bench", f"noop-{number}", 1, IMAGE, TAG, COMMAND)
 
 
-def executor_round(client: docker.APIClient, containers: int, concurrency: int) -> float:
-    """Seconds to run `containers` no-op attempts through a DockerExecutor."""
+def docker_executor(instance: str, workers: int) -> Executor:
+    """A DockerExecutor on the host network."""
+    return DockerExecutor(DockerSettings(instance, network_mode="host", worker_threads=workers))
+
+
+def executor_round(
+    client: docker.APIClient,
+    containers: int,
+    concurrency: int,
+    make: Callable[[str, int], Executor] = docker_executor,
+    wait_gone: Callable[[docker.APIClient, str], None] | None = None,
+) -> float:
+    """Seconds to run `containers` no-op attempts through an executor (`make(instance,
+    workers)`) until `wait_gone(client, label)` sees its containers removed."""
     instance = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = DockerSettings(instance=instance, network_mode="host", worker_threads=concurrency)
-    executor = DockerExecutor(settings)
+    executor = make(instance, concurrency)
     throttle = Throttle(concurrency, containers)
     executor.open(throttle)
     try:
@@ -82,7 +95,7 @@ def executor_round(client: docker.APIClient, containers: int, concurrency: int) 
             executor.start(spec(number))
         if not throttle.done.wait(timeout=300):
             raise TimeoutError("the executor round did not finish in 300 s")
-        wait_removed(client, f"{LABEL_INSTANCE}={instance}")
+        (wait_gone or wait_removed)(client, f"{LABEL_INSTANCE}={instance}")
         elapsed = time.perf_counter() - began
     finally:
         executor.close()

@@ -146,16 +146,22 @@ def start_scheduler(workdir: Path, max_running: int) -> tuple[Scheduler, Recordi
     return scheduler, executor
 
 
+def run_chains(scheduler: Scheduler, chains: int, length: int) -> list[str]:
+    """Register and trigger `chains` chains of `length` no-ops; their run ids once all ended."""
+    ids = []
+    for c in range(chains):
+        scheduler.save_definition(chain(f"chain-{c}", length), actor="bench")
+        ids.append(scheduler.trigger(f"chain-{c}", actor="bench"))
+    done = Run.select().where(Run.id.in_(ids) & (Run.status != "running"))
+    wait_until(lambda: done.count() == len(ids), 600)
+    return ids
+
+
 def gnomon_steps(workdir: Path, chains: int, length: int) -> list[float]:
     """DAG step overheads of `chains` parallel chains run by the scheduler."""
     scheduler, executor = start_scheduler(workdir, max_running=chains * 2)
     try:
-        ids = []
-        for c in range(chains):
-            scheduler.save_definition(chain(f"chain-{c}", length), actor="bench")
-            ids.append(scheduler.trigger(f"chain-{c}", actor="bench"))
-        done = Run.select().where(Run.id.in_(ids) & (Run.status != "running"))
-        wait_until(lambda: done.count() == len(ids), 300)
+        ids = run_chains(scheduler, chains, length)
         exits = executor.inner.finished_at
         wait_until(lambda: len(exits) == chains * length, 60)  # the last removals
         return step_overheads(ids, executor.requested, exits)

@@ -24,6 +24,10 @@ MAX_ENV_VALUE_CHARS = 32 * 1024
 MAX_COMMAND_ITEMS = 1000
 MAX_COMMAND_ITEM_CHARS = 64 * 1024
 MAX_LOG_PATHS = 100
+# A swarm placement constraint: `node.labels.disk==ssd`, `node.role!=manager`, `engine.labels.x==y`.
+PLACEMENT_PATTERN = r"^(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s=!][^\x00\s]*$"
+MAX_PLACEMENT = 20
+MAX_PLACEMENT_CHARS = 256
 MAX_LOG_PATH_CHARS = 4096
 MAX_DEPENDENCIES = MAX_TASKS
 MAX_NOTIFICATIONS = 50

@@ -111,6 +111,8 @@ class TaskDefinition:
     backoff_base_seconds: int = 0
     backoff_exponent: float = 1.0
     require_explicit_success: bool = False
+    # Cluster constraints, honoured by the Swarm executor; None (not stored) when absent.
+    placement: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -380,6 +380,23 @@ class TaskDefinitionSchema(WireSchema):
     backoff_base_seconds = _optional(StrictInteger, 0, validate=_SECONDS)
     backoff_exponent = _optional(StrictFloat, 1.0, validate=Range(min=limits.MIN_BACKOFF_EXPONENT))
     require_explicit_success = _optional(StrictBoolean, False)
+    placement = _optional(
+        fields.List,
+        cls_or_instance=Text(
+            validate=[
+                Length(max=limits.MAX_PLACEMENT_CHARS),
+                FullMatch(
+                    limits.PLACEMENT_PATTERN,
+                    error="Must be a swarm constraint such as node.labels.disk==ssd.",
+                ),
+            ]
+        ),
+        validate=Length(max=limits.MAX_PLACEMENT),
+        metadata={
+            "description": "Swarm placement constraints (`node.labels.disk==ssd`); "
+            "only the Swarm executor honours them"
+        },
+    )
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> TaskDefinition:

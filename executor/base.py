@@ -29,6 +29,20 @@ def redact_environment(environment: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def check_backend_settings(
+    instance: str, positive: Mapping[str, float], kill_grace_seconds: float
+) -> None:
+    """ValueError unless `instance` can be a label, each of `positive` is above 0 and the
+    kill grace is not negative: the checks every backend's settings need."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", instance):
+        raise ValueError(f"instance {instance!r} must be letters, digits, '_', '.' or '-'")
+    for name, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than 0, not {value}")
+    if kill_grace_seconds < 0:
+        raise ValueError(f"kill_grace_seconds must not be negative: {kill_grace_seconds}")
+
+
 class EngineUnavailable(Exception):
     """The container engine cannot be reached; the attempt should wait and be retried."""
 
@@ -51,6 +65,7 @@ class AttemptSpec:
     log_paths: tuple[str, ...] = ()
     max_runtime_seconds: int | None = None
     options: ContainerOptions = field(default_factory=ContainerOptions)
+    placement: tuple[str, ...] = ()  # cluster constraints (`node.labels.disk==ssd`); Swarm only
 
     def __repr__(self) -> str:
         """Every field, secret values of `environment` redacted: specs end up in logs."""
@@ -127,8 +142,10 @@ class ExecutorListener(Protocol):
     returns or the backend closes, so it must raise only when it stored nothing.
     """
 
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
-        """The attempt's container is running."""
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
+        """The attempt's container is running (on `node`, for a backend with several)."""
 
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
         """A batch of output lines, in order per source."""

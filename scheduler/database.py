@@ -74,10 +74,17 @@ def _run_created_at(database: Database) -> None:
     Run.update(created_at=Run.started_at).execute()
 
 
+def _add_task_node(database: Database) -> None:
+    """6: `task.node`, the cluster node an attempt ran on (Swarm executor)."""
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.add_column("task", "node", CharField(null=True, max_length=255)))
+
+
 MIGRATIONS: dict[int, Migration] = {
     2: _instance_leases,
     3: _notification_outbox,
     5: _run_parameters_and_trigger_keys,
+    6: _add_task_node,
     8: _run_created_at,
 }
 

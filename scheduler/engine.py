@@ -307,9 +307,11 @@ class Engine:
     # connection, leaves this thread to connect afresh on its next call.
 
     @recovers_connection
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
-        """The attempt's container runs."""
-        runs.mark_started(task_id, started_at, container_id)
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
+        """The attempt's container runs (on `node`, in a cluster)."""
+        runs.mark_started(task_id, started_at, container_id, node)
 
     @recovers_connection
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
@@ -356,7 +358,8 @@ class Engine:
         """The container spec of a stored attempt, from its run's copy of the definition."""
         run = Run.get_by_id(task.run_id)
         definition = definition_from_json(run.definition_body)
-        command = definition.task(task.task_name).executable
+        task_definition = definition.task(task.task_name)
+        command = task_definition.executable
         env = {v.variable_name: v.value for v in command.environment_variables}
         env.update(parameter_environment(json.loads(run.parameters or "{}")))
         inputs = ancestors(definition, task.task_name)
@@ -375,8 +378,9 @@ class Engine:
             memory_mib=command.memory,
             cpu_units=command.cpu,
             log_paths=tuple(command.log_paths),
-            max_runtime_seconds=definition.task(task.task_name).max_runtime_seconds,
+            max_runtime_seconds=task_definition.max_runtime_seconds,
             options=container_options(command),
+            placement=tuple(task_definition.placement or ()),
         )
 
     def _gnomon_env(self, task: Task) -> dict[str, str]:

@@ -130,6 +130,7 @@ class Task(BaseModel):
     reason = TextField(null=True)
     container_id = CharField(null=True, max_length=128)
     instance = CharField(null=True, max_length=64)  # the instance that started (or adopted) it
+    node = CharField(null=True, max_length=255)  # the cluster node it ran on (Swarm)
 
     class Meta:
         indexes = (

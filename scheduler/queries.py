@@ -77,6 +77,7 @@ TASK_VIEW_FIELDS = (
     Task.ended_at,
     Task.exit_code,
     Task.reason,
+    Task.node,
 )
 
 

@@ -350,17 +350,21 @@ def mark_waiting(task_id: str) -> bool:
         return move(task_id, TaskStatus.PENDING, (TaskStatus.STARTING,), instance=None)
 
 
-def mark_started(task_id: str, started_at: datetime, container_id: str) -> bool:
-    """The attempt's container runs; True if this changed anything.
+def mark_started(
+    task_id: str, started_at: datetime, container_id: str, node: str | None = None
+) -> bool:
+    """The attempt's container runs (on `node`, in a cluster); True if this changed anything.
 
     A running attempt adopted after a restart is reported started again: only its
-    container id is refreshed then.
+    container id (and node) is refreshed then.
     """
     with write_transaction():
-        if move(task_id, TaskStatus.RUNNING, started_at=started_at, container_id=container_id):
+        if move(
+            task_id, TaskStatus.RUNNING, started_at=started_at, container_id=container_id, node=node
+        ):
             return True
         return bool(
-            Task.update(container_id=container_id)
+            Task.update(container_id=container_id, node=node)
             .where((Task.id == task_id) & (Task.status == TaskStatus.RUNNING))
             .execute()
         )

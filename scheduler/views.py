@@ -68,6 +68,7 @@ class TaskView:
     ended_at: datetime | None
     exit_code: int | None
     reason: str | None
+    node: str | None = None  # the cluster node it ran on (Swarm executor)
     log_entries: tuple[LogEntryView, ...] = ()  # the newest only, when there are many
     metadata_entries: tuple[MetadataEntryView, ...] = ()
     log_entry_count: int = 0  # how many log entries the attempt has in all

@@ -14,6 +14,7 @@ from scheduler.database import migrate, open_database
 from tests.support import browser, leaks
 from tests.support.images import TEST_IMAGE, TEST_TAG, build_test_image
 from tests.support.postgres import PostgresServer, PostgresUnavailable, find_bin_dir, start_server
+from tests.support.swarm import one_node_swarm
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -130,14 +131,28 @@ def busybox_image(docker_client: Any | None) -> str:
     return f"{TEST_IMAGE}:{TEST_TAG}"
 
 
+@pytest.fixture(scope="session")
+def swarm(busybox_image: str) -> Iterator[None]:
+    """This engine as a one-node swarm on 127.0.0.1 for the session, left again afterwards.
+
+    The swarm is made only when the engine is in none, and only then left.
+    """
+    with one_node_swarm():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def leak_detector(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves non-daemon threads or (docker tests) task containers behind."""
+    """Fail a test that leaves non-daemon threads or task containers or services behind."""
     threads_before = leaks.live_threads()
     client = None
     if request.node.get_closest_marker("docker"):
         client = request.getfixturevalue("docker_client")
     containers_before = leaks.task_container_ids(client) if client else set()
+    swarm = client is not None and request.node.get_closest_marker("swarm") is not None
+    if swarm:
+        request.getfixturevalue("swarm")
+    services_before = leaks.task_service_ids(client) if swarm else set()
     yield
     problems = []
     if client is not None:
@@ -145,6 +160,11 @@ def leak_detector(request: pytest.FixtureRequest) -> Iterator[None]:
         leaks.remove_containers(client, left)
         if left:
             problems.append(f"left {len(left)} task container(s) behind (now removed)")
+    if swarm:
+        services = leaks.task_service_ids(client) - services_before
+        leaks.remove_services(client, services)
+        if services:
+            problems.append(f"left {len(services)} task service(s) behind (now removed)")
     threads = leaks.leaked_threads(threads_before)
     if threads:
         problems.append(f"left non-daemon threads running: {[t.name for t in threads]}")

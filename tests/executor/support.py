@@ -54,6 +54,7 @@ class RecordingListener:
     """An ExecutorListener that keeps every call, thread-safely."""
 
     started: list[tuple[str, datetime, str]] = field(default_factory=list)
+    nodes: dict[str, str | None] = field(default_factory=dict)
     logs: list[tuple[str, list[LogLine]]] = field(default_factory=list)
     waiting: list[tuple[str, str]] = field(default_factory=list)
     finished: list[Outcome] = field(default_factory=list)
@@ -62,10 +63,13 @@ class RecordingListener:
     byte_count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attempt_started(self, task_id: str, started_at: datetime, container_id: str) -> None:
-        """Record a start."""
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
+        """Record a start, and the node it was on."""
         with self._lock:
             self.started.append((task_id, started_at, container_id))
+            self.nodes[task_id] = node
 
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
         """Record a batch of lines."""

@@ -92,7 +92,6 @@ def test_scheduling_resumes_after_a_database_restart(
     assert run["status"] == "succeeded"
 
 
-@pytest.mark.xfail(reason="the outcome write may meet a broken connection: i9a retries it")
 def test_a_run_cut_by_a_database_restart_continues(
     server: PostgresServer, service: Service
 ) -> None:

@@ -132,7 +132,6 @@ def test_an_instance_name_held_by_a_live_instance_is_refused(
     assert a.answers()
 
 
-@pytest.mark.xfail(reason="needs the executor to adopt containers of another instance (i9a)")
 def test_a_dead_instances_attempts_are_adopted_once_its_lease_expires(
     pair: tuple[Service, Service], docker_client: Any
 ) -> None:

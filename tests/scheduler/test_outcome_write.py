@@ -105,7 +105,6 @@ def test_an_outcome_refused_under_a_lock_is_stored_once_it_goes(sqlite_file: Pat
 
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs the executor to retry a refused outcome (branch i9a)")
 def test_a_container_exiting_under_a_lock_still_completes_its_run(
     busybox_image: str, tmp_path: Path, docker_client: Any
 ) -> None:

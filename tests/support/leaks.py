@@ -64,6 +64,27 @@ def task_container_ids(client: Any) -> set[str]:
     }
 
 
+def task_service_ids(client: Any) -> set[str]:
+    """Ids of this session's swarm task services (the engine must be a swarm manager)."""
+    services = client.api.services(filters={"label": TASK_LABEL})
+    return {
+        s["ID"]
+        for s in services
+        if s["Spec"].get("Labels", {}).get(INSTANCE_LABEL, "").startswith(SESSION_PREFIX + "-")
+    }
+
+
+def remove_services(client: Any, ids: set[str]) -> None:
+    """Remove the services `ids`, ignoring ones already gone."""
+    from docker.errors import NotFound
+
+    for service_id in ids:
+        try:
+            client.api.remove_service(service_id)
+        except NotFound:
+            continue
+
+
 def remove_containers(client: Any, ids: set[str]) -> None:
     """Force-remove the containers `ids`, ignoring ones already gone."""
     from docker.errors import NotFound
