@@ -57,6 +57,7 @@ def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
         tick_seconds=settings["TICK_SECONDS"],
         on_time_seconds=settings["ON_TIME_SECONDS"],
         max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
+        secrets_key=settings["SECRETS_KEY"] or None,
     )
 
 

@@ -19,12 +19,14 @@ from .model import (
     OverlapAction,
     PagerdutyNotification,
     ProcessDefinition,
+    PullPolicy,
     Schedule,
     TaskDefinition,
     TaskDependency,
     WebhookNotification,
 )
 from .schedule import continuous_next, missed_fire_times, next_fire_time, retry_delay
+from .secrets import SECRET_MASK, map_secret_values, mask_secrets
 
 __all__ = [
     "ContinuousSchedule",
@@ -39,6 +41,8 @@ __all__ = [
     "OverlapAction",
     "PagerdutyNotification",
     "ProcessDefinition",
+    "PullPolicy",
+    "SECRET_MASK",
     "Schedule",
     "TaskDefinition",
     "TaskDependency",
@@ -48,6 +52,8 @@ __all__ = [
     "definition_to_json",
     "downstream",
     "dump_definition",
+    "map_secret_values",
+    "mask_secrets",
     "missed_fire_times",
     "next_fire_time",
     "parse_definition",

@@ -20,10 +20,14 @@ SECRET_NAME = re.compile("TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
-def redact_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    """`environment` with the value of each variable whose name looks secret redacted."""
+def redact_environment(
+    environment: Mapping[str, str], secret_names: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """`environment` with the value of each secret variable, or one whose name looks secret,
+    redacted."""
     return {
-        name: REDACTED if SECRET_NAME.search(name) else value for name, value in environment.items()
+        name: REDACTED if name in secret_names or SECRET_NAME.search(name) else value
+        for name, value in environment.items()
     }
 
 
@@ -48,11 +52,14 @@ class AttemptSpec:
     cpu_units: int | None = None
     log_paths: tuple[str, ...] = ()
     max_runtime_seconds: int | None = None
+    pull_policy: str | None = None  # always | if_not_present | never; None: by tag (pull_policy)
+    secret_names: frozenset[str] = frozenset()  # variables whose values are secret whatever
+    # their names
 
     def __repr__(self) -> str:
         """Every field, secret values of `environment` redacted: specs end up in logs."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        shown["environment"] = redact_environment(self.environment)
+        shown["environment"] = redact_environment(self.environment, self.secret_names)
         return f"AttemptSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from peewee import PeeweeException, fn
@@ -23,6 +24,7 @@ from scheduler import runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
 from scheduler.runs import Changes
+from scheduler.secrets import SecretBox, SecretUnavailable
 from scheduler.states import LIVE_TASK, RunStatus, TaskStatus
 from scheduler.tokens import server_secret, task_token
 from scheduler.transitions import fire_plan
@@ -42,6 +44,7 @@ class SchedulerSettings:
     tick_seconds: float = 5.0
     on_time_seconds: float = 60.0  # a fire later than this was missed (service down)
     max_catch_up_runs: int = 10  # run_all's cap when a definition sets none
+    secrets_key: str | None = field(default=None, repr=False)  # Fernet key of secret values
 
 
 class Engine:
@@ -61,6 +64,7 @@ class Engine:
         self.wake: Callable[[], None] = lambda: None
         self._seq = itertools.count()
         self._secret: bytes | None = None
+        self.secrets = SecretBox(settings.secrets_key)
 
     # ------------------------------------------------------------ the pass
 
@@ -130,6 +134,9 @@ class Engine:
             log.warning("container engine unavailable, %s waits: %s", task.id, exc)
             runs.mark_waiting(task.id)
             return False
+        except SecretUnavailable as exc:  # names the variable, never its value
+            reason = f"could not start: {exc}"
+            self.attempt_finished(Outcome(task.id, Ending.START_FAILED, None, now, reason=reason))
         except Exception:
             log.exception("could not start attempt %s", task.id)
             reason = "could not start: internal error"
@@ -222,11 +229,15 @@ class Engine:
         return self._secret
 
     def spec_for(self, task: Task) -> AttemptSpec:
-        """The container spec of a stored attempt, from its run's copy of the definition."""
+        """The container spec of a stored attempt, from its run's copy of the definition.
+
+        Secret values are opened and `value_from_env` ones read from the service's
+        environment here, at the start of the attempt; SecretUnavailable if one cannot be.
+        """
         run = Run.get_by_id(task.run_id)
         definition = definition_from_json(run.definition_body)
         command = definition.task(task.task_name).executable
-        env = {v.variable_name: v.value for v in command.environment_variables}
+        env = self.secrets.environment(command.environment_variables, os.environ)
         env.update(self._gnomon_env(task))
         return AttemptSpec(
             task_id=task.id,
@@ -242,6 +253,12 @@ class Engine:
             cpu_units=command.cpu,
             log_paths=tuple(command.log_paths),
             max_runtime_seconds=definition.task(task.task_name).max_runtime_seconds,
+            pull_policy=command.pull_policy,
+            secret_names=frozenset(
+                v.variable_name
+                for v in command.environment_variables
+                if v.secret or v.value_from_env is not None
+            ),
         )
 
     def _gnomon_env(self, task: Task) -> dict[str, str]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from peewee import ModelSelect
 
-from definitions import definition_from_json
+from definitions import definition_from_json, mask_secrets
 from scheduler.errors import NotFound
 from scheduler.models import Definition, LogEntry, MetadataEntry, Run, Task
 from scheduler.states import RunStatus, wire_run_statuses
@@ -27,7 +27,7 @@ def definition_view(row: Definition) -> DefinitionView:
     """The view of a stored definition, its `paused` flag taken from the row."""
     definition = definition_from_json(row.body)
     return DefinitionView(
-        definition=replace(definition, paused=row.paused),
+        definition=mask_secrets(replace(definition, paused=row.paused)),
         version=row.version,
         paused=row.paused,
         next_fire_at=None if row.paused else row.next_fire_at,

@@ -77,7 +77,9 @@ class Scheduler:
     ) -> tuple[DefinitionView, bool]:
         """Create or update a definition; True when it was created."""
         with write_transaction():  # the answer is read in the write: a 503 means nothing stored
-            created = catalog.save(definition, actor=actor, now=self.clock())
+            created = catalog.save(
+                definition, actor=actor, now=self.clock(), secrets=self.engine.secrets
+            )
             view = queries.get_definition(definition.process_definition_name)
         self.engine.wake()
         return view, created
