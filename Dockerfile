@@ -39,6 +39,7 @@ COPY definitions ./definitions
 COPY scheduler ./scheduler
 COPY executor ./executor
 RUN python3 -m venv /opt/gnomon && /opt/gnomon/bin/pip install --quiet . && \
+    /opt/gnomon/bin/pip uninstall --quiet --yes pip && \
     find /opt/gnomon -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${BASE}
@@ -51,7 +52,7 @@ RUN if ! command -v python3 >/dev/null; then \
         apt-get update -qq && \
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             python3 >/dev/null && \
-        rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb; \
+        rm -rf /var/lib/apt/lists/* /var/cache/apt/*; \
     fi && \
     useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/gnomon gnomon
 # Same base image and path in both stages, so the virtualenv's interpreter link stays valid.

@@ -13,7 +13,7 @@ from flask import Flask, request
 from peewee import Database
 from prometheus_client import CollectorRegistry
 
-from app import auth, errors, metrics, openapi, process_definitions, processes, tasks
+from app import audit, auth, errors, metrics, openapi, process_definitions, processes, tasks
 from app import config as settings_table
 from app.state import EXTENSION_KEY, Gnomon
 from executor import Executor
@@ -44,7 +44,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     metrics.init_app(app, registry)
     init_connections(app, database)
     auth.init_app(app, settings)  # after the connection opens: task tokens need the database
-    for blueprint in (process_definitions.bp, processes.bp, tasks.bp, openapi.bp):
+    for blueprint in (process_definitions.bp, processes.bp, tasks.bp, audit.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

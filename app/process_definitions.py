@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from app.http import actor, json_body, name_param, no_content
-from app.schemas import DefinitionStateSchema, TriggerArgsSchema, load_query
+from app.errors import invalid
+from app.schemas import (
+    DefinitionStateSchema,
+    TriggerArgsSchema,
+    VersionDetailSchema,
+    VersionSchema,
+    load_query,
+)
 from app.state import scheduler
 from definitions import dump_definition, parse_definition
 from scheduler import queries
@@ -15,6 +22,8 @@ bp = Blueprint("process_definitions", __name__, url_prefix="/api/process_definit
 
 TRIGGER_ARGS = TriggerArgsSchema()
 STATE = DefinitionStateSchema()
+VERSIONS = VersionSchema(many=True)
+VERSION = VersionDetailSchema()
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
@@ -74,3 +83,17 @@ def resume(name: str) -> Response:
     """Fire the definition on its schedule again."""
     scheduler().set_paused(name_param(name), False, actor=actor())
     return no_content()
+
+
+@bp.get("/<name>/versions")
+def list_versions(name: str) -> Response:
+    """Every version the definition ever had (even once deleted), oldest first."""
+    return jsonify(VERSIONS.dump(queries.list_versions(name_param(name))))
+
+
+@bp.get("/<name>/versions/<version>")
+def get_version(name: str, version: str) -> Response:
+    """One version with its definition, secret values masked; 404 if unknown."""
+    if not version.isascii() or not version.isdigit() or len(version) > 9:
+        raise invalid({"version": ["Not a valid version number."]}, "version must be a number.")
+    return jsonify(VERSION.dump(queries.get_version(name_param(name), int(version))))

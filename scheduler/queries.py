@@ -10,9 +10,19 @@ from peewee import ModelSelect
 
 from definitions import definition_from_json, mask_secrets
 from scheduler.errors import NotFound
-from scheduler.models import Definition, LogEntry, MetadataEntry, Run, Task
+from scheduler.models import (
+    AuditEvent,
+    Definition,
+    DefinitionVersion,
+    LogEntry,
+    MetadataEntry,
+    Run,
+    Task,
+)
 from scheduler.states import RunStatus, wire_run_statuses
 from scheduler.views import (
+    AuditFilter,
+    AuditView,
     DefinitionView,
     LogEntryView,
     MetadataEntryView,
@@ -20,6 +30,7 @@ from scheduler.views import (
     RunView,
     TaskFilter,
     TaskView,
+    VersionView,
 )
 
 
@@ -76,6 +87,59 @@ def get_definition(name: str) -> DefinitionView:
 def list_definitions() -> list[DefinitionView]:
     """All definitions, by name."""
     return [definition_view(row) for row in Definition.select().order_by(Definition.name)]
+
+
+def list_versions(name: str) -> list[VersionView]:
+    """Every version `name` ever had, oldest first; 404 if it never had one."""
+    rows = (
+        DefinitionVersion.select(
+            DefinitionVersion.name,
+            DefinitionVersion.version,
+            DefinitionVersion.created_at,
+            DefinitionVersion.created_by,
+        )
+        .where(DefinitionVersion.name == name)
+        .order_by(DefinitionVersion.version)
+        .tuples()
+    )
+    views = [VersionView(*row) for row in rows]
+    if not views:
+        raise NotFound("process_definition", name)
+    return views
+
+
+def get_version(name: str, version: int) -> VersionView:
+    """Version `version` of `name`, its secret values masked."""
+    row = DefinitionVersion.get_or_none(
+        (DefinitionVersion.name == name) & (DefinitionVersion.version == version)
+    )
+    if row is None:
+        raise NotFound("process_definition_version", f"{name} version {version}")
+    definition = mask_secrets(definition_from_json(row.body))
+    return VersionView(row.name, row.version, row.created_at, row.created_by, definition)
+
+
+def list_audit(f: AuditFilter) -> list[AuditView]:
+    """Audit events matching `f`, newest first."""
+    query = AuditEvent.select(
+        AuditEvent.id,
+        AuditEvent.at,
+        AuditEvent.actor,
+        AuditEvent.action,
+        AuditEvent.target,
+        AuditEvent.detail,
+    ).order_by(AuditEvent.id.desc())
+    if f.actor is not None:
+        query = query.where(AuditEvent.actor == f.actor)
+    if f.target is not None:
+        query = query.where(AuditEvent.target == f.target)
+    if f.since is not None:
+        query = query.where(AuditEvent.at >= f.since)
+    if f.before_id is not None:
+        query = query.where(AuditEvent.id < f.before_id)
+    if f.limit is not None:
+        query = query.limit(f.limit)
+    return [AuditView(*row) for row in query.tuples()]
 
 
 def get_run(run_id: str) -> RunView:

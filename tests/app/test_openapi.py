@@ -39,6 +39,9 @@ CONTRACT = {
     ("post", "/api/tasks/{task_id}/fail"),
     ("get", "/_internal_/metrics"),
     ("get", "/_internal_/healthcheck"),
+    ("get", "/api/process_definitions/{name}/versions"),
+    ("get", "/api/process_definitions/{name}/versions/{version}"),
+    ("get", "/api/audit"),
 }
 METHODS = {"get", "put", "post", "delete"}
 
@@ -56,6 +59,7 @@ NOTHING_TO_NEGATE = {
     ("post", "/api/process_definitions/{name}/resume"),
     ("get", "/_internal_/metrics"),
     ("get", "/_internal_/healthcheck"),
+    ("get", "/api/process_definitions/{name}/versions"),
 }
 
 MAX_EXAMPLES = 25
