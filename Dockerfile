@@ -1,11 +1,14 @@
 # Gnomon: scheduled Docker jobs with a Sundial-compatible API.
 #
 #   docker build -t gnomon .                      # on python:3.11-slim, from a registry
-#   scripts/build-image                           # no registry: on a local Debian base
+#   scripts/build-image gnomon                    # no registry: on a local Debian base
 #   docker run -d --name gnomon -p 8080:8080 -v gnomon-data:/var/lib/gnomon \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -e GNOMON_API_TOKENS='ops:admin:<sha256 hex>' gnomon
+#
+# README.md ("Deploy") shows the host-network line and the compose file with PostgreSQL
+# that scripts/smoke-image runs.
 #
 # `gnomon token create ops --scope admin` prints a token and its `ops:admin:...` entry.
 # Beyond loopback Gnomon needs API tokens (or an explicit --insecure): without them it
@@ -47,6 +50,7 @@ ENV PATH=/opt/gnomon/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     GNOMON_DATABASE_URL=sqlite:////var/lib/gnomon/gnomon.db \
+    GNOMON_HOST=0.0.0.0 \
     GNOMON_PORT=8080
 RUN if ! command -v python3 >/dev/null; then \
         apt-get update -qq && \
@@ -65,4 +69,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GNOMON_PORT', '8080') + '/_internal_/healthcheck', timeout=4)"]
 # Listening on 0.0.0.0 inside the container is what makes -p work; hence the API tokens above.
-CMD ["gnomon", "serve", "--host", "0.0.0.0"]
+# With --network host, -e GNOMON_HOST=127.0.0.1 keeps it on the host's loopback.
+CMD ["gnomon", "serve"]

@@ -78,6 +78,7 @@ def build_executor(settings: Mapping[str, object]) -> Executor:
             kill_grace_seconds=settings["KILL_GRACE_SECONDS"],
             keep_failed_containers=settings["KEEP_FAILED_CONTAINERS"],
             pull_timeout_seconds=settings["PULL_TIMEOUT_SECONDS"],
+            pull_interval_seconds=settings["PULL_INTERVAL_SECONDS"],
             reconcile_interval_seconds=settings["RECONCILE_INTERVAL_SECONDS"],
         )
     )

@@ -213,7 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRETS_KEY", "", str,
         "Fernet key that encrypts secret environment values of definitions at rest (make one "
         "with `python3 -c 'from cryptography.fernet import Fernet; "
-        "print(Fernet.generate_key().decode())'`). Without it a definition with a secret value is refused. "
+        "print(Fernet.generate_key().decode())'`). Without it a definition with a secret "
+        "value is refused. "
         "Keep it: stored secrets cannot be read without it.",
         lambda value: None if re.fullmatch(r"([A-Za-z0-9_-]{43}=)?", value) else (
             "must be a Fernet key: 44 characters of url-safe base64"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.http import actor, json_body, name_param, no_content
 from app.errors import invalid
+from app.http import actor, json_body, name_param, no_content
 from app.schemas import (
     DefinitionStateSchema,
     TriggerArgsSchema,

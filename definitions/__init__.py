@@ -29,6 +29,7 @@ from .schedule import continuous_next, missed_fire_times, next_fire_time, retry_
 from .secrets import SECRET_MASK, map_secret_values, mask_secrets
 
 __all__ = [
+    "SECRET_MASK",
     "ContinuousSchedule",
     "CronSchedule",
     "DefinitionError",
@@ -42,7 +43,6 @@ __all__ = [
     "PagerdutyNotification",
     "ProcessDefinition",
     "PullPolicy",
-    "SECRET_MASK",
     "Schedule",
     "TaskDefinition",
     "TaskDependency",

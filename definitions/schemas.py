@@ -175,8 +175,10 @@ class EnvironmentVariableSchema(WireSchema):
             FullMatch(limits.ENV_NAME_PATTERN, error="Must be a shell variable name."),
             Length(max=limits.MAX_TEXT_CHARS),
         ],
-        metadata={"description": "take the value from this variable of the service's own "
-                  "environment when an attempt starts (it never travels through the API)"},
+        metadata={
+            "description": "take the value from this variable of the service's own "
+            "environment when an attempt starts (it never travels through the API)"
+        },
     )
 
     @validates_schema
@@ -229,8 +231,10 @@ class DockerImageCommandSchema(WireSchema):
     pull_policy = _optional(
         Text,
         validate=OneOf([member.value for member in PullPolicy]),
-        metadata={"description": "default: always for tag latest (at most once per pull "
-                  "interval per image), if_not_present for any other tag"},
+        metadata={
+            "description": "default: always for tag latest (at most once per pull "
+            "interval per image), if_not_present for any other tag"
+        },
     )
 
     @validates_schema
@@ -430,8 +434,10 @@ class ProcessDefinitionSchema(WireSchema):
     retention_days = _optional(
         StrictInteger,
         validate=Range(min=0, max=limits.MAX_RETENTION_DAYS),
-        metadata={"description": "days finished runs are kept (the newest few always are); "
-                  "default: the service's RETENTION_DAYS; 0 keeps them forever"},
+        metadata={
+            "description": "days finished runs are kept (the newest few always are); "
+            "default: the service's RETENTION_DAYS; 0 keeps them forever"
+        },
     )
 
     @pre_load

@@ -37,7 +37,8 @@ def map_secret_values(
 def mask_secrets(definition: ProcessDefinition) -> ProcessDefinition:
     """`definition` with every secret value shown as SECRET_MASK."""
     if not any(
-        var.secret for task in definition.task_definitions
+        var.secret
+        for task in definition.task_definitions
         for var in task.executable.environment_variables
     ):
         return definition

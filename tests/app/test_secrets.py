@@ -153,7 +153,9 @@ def test_a_value_from_the_service_environment_never_travels_through_the_api(
     body = with_env({"variable_name": "DB_URL", "value_from_env": "GNOMON_TEST_DB_URL"})
     assert put(api, body).status_code == 201
     shown = api.get("/api/process_definitions/vault").get_json()
-    assert variables_of(shown) == [{"variable_name": "DB_URL", "value_from_env": "GNOMON_TEST_DB_URL"}]
+    assert variables_of(shown) == [
+        {"variable_name": "DB_URL", "value_from_env": "GNOMON_TEST_DB_URL"}
+    ]
     environment = started_environment(keyed)
     assert environment["DB_URL"] == "postgresql://u:p@db/x"
     assert all("u:p@db" not in text for text in stored_texts(keyed))
