@@ -18,6 +18,7 @@ from app import config as settings_table
 from app.state import EXTENSION_KEY, Gnomon
 from executor import Executor
 from scheduler.database import migrate, open_database
+from scheduler.retention import RetentionSettings
 from scheduler.service import Scheduler, SchedulerSettings, utc_now
 from scheduler.tokens import server_secret
 
@@ -58,6 +59,13 @@ def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
         on_time_seconds=settings["ON_TIME_SECONDS"],
         max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
         secrets_key=settings["SECRETS_KEY"] or None,
+        retention=RetentionSettings(
+            days=settings["RETENTION_DAYS"],
+            keep_runs=settings["RETENTION_KEEP_RUNS"],
+            audit_days=settings["AUDIT_RETENTION_DAYS"],
+            batch=settings["RETENTION_BATCH"],
+            interval_seconds=settings["RETENTION_INTERVAL_SECONDS"],
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight,
 from scheduler import runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
+from scheduler.retention import RetentionSettings
 from scheduler.runs import Changes
 from scheduler.secrets import SecretBox, SecretUnavailable
 from scheduler.states import LIVE_TASK, RunStatus, TaskStatus
@@ -45,6 +46,7 @@ class SchedulerSettings:
     on_time_seconds: float = 60.0  # a fire later than this was missed (service down)
     max_catch_up_runs: int = 10  # run_all's cap when a definition sets none
     secrets_key: str | None = field(default=None, repr=False)  # Fernet key of secret values
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 class Engine:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from peewee import PeeweeException
 from prometheus_client import CollectorRegistry
 
 from definitions import ProcessDefinition
 from executor import Executor
-from scheduler import catalog, queries, runs
+from scheduler import catalog, queries, retention, runs
 from scheduler.engine import Engine, SchedulerSettings
 from scheduler.errors import NotFound
 from scheduler.loop import Loop
@@ -53,6 +53,9 @@ class Scheduler:
         metrics = SchedulerMetrics(registry) if registry is not None else None
         self.engine = Engine(executor, settings, clock, metrics)
         self.loop = Loop(self.engine.tick, clock, settings.tick_seconds)
+        self.metrics = metrics
+        self.retention = settings.retention
+        self.pruner = Loop(self.prune, clock, settings.retention.interval_seconds)
         self.running = False
 
     def start(self) -> None:
@@ -61,14 +64,25 @@ class Scheduler:
         self.executor.open(self.engine)
         self.executor.recover(self.engine.in_flight())
         self.loop.start()
+        self.pruner.start()
         self.running = True
 
     def stop(self) -> None:
         """Stop the loop and the executor's machinery; containers keep running."""
         if self.running:
+            self.pruner.stop()
             self.loop.stop()
             self.executor.close()
             self.running = False
+
+    def prune(self, now: datetime, _full: bool = True) -> datetime:
+        """One retention pass (a periodic job); returns when the next one is due."""
+        with db.connection_context():
+            pruned = retention.prune(self.retention, now)
+        if self.metrics:
+            for kind, count in pruned.items():
+                self.metrics.pruned.labels(kind).inc(count)
+        return now + timedelta(seconds=self.retention.interval_seconds)
 
     # ---------------------------------------------------------- definitions
 

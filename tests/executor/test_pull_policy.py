@@ -13,9 +13,9 @@ from docker.errors import ImageNotFound
 
 from executor import Ending
 from executor.pull_policy import PullMemo, effective_policy
-from tests.executor.test_docker_executor import MakeExecutor
 from tests.executor.registry import serve_image
 from tests.executor.support import RecordingListener, make_spec
+from tests.executor.test_docker_executor import MakeExecutor
 
 
 @pytest.mark.parametrize(
