@@ -16,6 +16,7 @@ from scheduler.models import AuditEvent, LogEntry, MetadataEntry, Run, Task, Tas
 from scheduler.retention import RetentionSettings, prune
 from scheduler.service import Scheduler
 from tests.scheduler.factories import make_definition
+from tests.support.live import wait_for
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 BODY = definition_to_json(make_definition())
@@ -94,3 +95,16 @@ def test_the_scheduler_counts_what_it_pruned(database: Database) -> None:
     sample = registry.get_sample_value
     assert sample("gnomon_retention_pruned_total", {"kind": "runs"}) == 1
     assert sample("gnomon_retention_pruned_total", {"kind": "log_entries"}) == 1
+
+
+def test_a_started_scheduler_prunes_at_once_and_stops_cleanly(database: Database) -> None:
+    old = add_run("job", days_ago=100)
+    settings = SchedulerSettings(
+        public_url="http://127.0.0.1:9", retention=RetentionSettings(days=30, keep_runs=0)
+    )
+    scheduler = Scheduler(FakeExecutor(), settings)
+    scheduler.start()
+    try:
+        wait_for(lambda: not surviving([old]), 10, "the first retention pass")
+    finally:
+        scheduler.stop()
