@@ -230,16 +230,17 @@ class Engine:
             self._secret = server_secret()
         return self._secret
 
-    def spec_for(self, task: Task) -> AttemptSpec:
+    def spec_for(self, task: Task, strict: bool = True) -> AttemptSpec:
         """The container spec of a stored attempt, from its run's copy of the definition.
 
         Secret values are opened and `value_from_env` ones read from the service's
-        environment here, at the start of the attempt; SecretUnavailable if one cannot be.
+        environment here, at the start of the attempt; SecretUnavailable if one cannot be
+        (unless not `strict`: then it is left out).
         """
         run = Run.get_by_id(task.run_id)
         definition = definition_from_json(run.definition_body)
         command = definition.task(task.task_name).executable
-        env = self.secrets.environment(command.environment_variables, os.environ)
+        env = self.secrets.environment(command.environment_variables, os.environ, strict=strict)
         env.update(self._gnomon_env(task))
         return AttemptSpec(
             task_id=task.id,
@@ -286,7 +287,7 @@ class Engine:
             .group_by(LogEntry.task)
             .tuples()
         )
-        return [InFlight(self.spec_for(t), _as_time(newest.get(t.id))) for t in tasks]
+        return [InFlight(self.spec_for(t, strict=False), _as_time(newest.get(t.id))) for t in tasks]
 
 
 def _as_time(value: object) -> datetime | None:

@@ -3,12 +3,15 @@ opened only to build a container's environment. No value here is ever logged."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from definitions import SECRET_MASK, DefinitionError, EnvironmentVariable, ProcessDefinition
 from definitions import map_secret_values as _map
+
+log = logging.getLogger(__name__)
 
 
 class SecretUnavailable(Exception):
@@ -44,10 +47,26 @@ class SecretBox:
         return _map(definition, sealed)
 
     def environment(
-        self, variables: tuple[EnvironmentVariable, ...], service_env: Mapping[str, str]
+        self,
+        variables: tuple[EnvironmentVariable, ...],
+        service_env: Mapping[str, str],
+        *,
+        strict: bool = True,
     ) -> dict[str, str]:
-        """The container's values of `variables`: secrets opened, references looked up."""
-        return {v.variable_name: self._value(v, service_env) for v in variables}
+        """The container's values of `variables`: secrets opened, references looked up.
+
+        SecretUnavailable if one cannot be; with `strict=False` that one is left out and
+        the reason logged (recovery of attempts already running must not stop the service).
+        """
+        values: dict[str, str] = {}
+        for variable in variables:
+            try:
+                values[variable.variable_name] = self._value(variable, service_env)
+            except SecretUnavailable as problem:
+                if strict:
+                    raise
+                log.warning("leaving a variable out: %s", problem)
+        return values
 
     def _value(self, variable: EnvironmentVariable, service_env: Mapping[str, str]) -> str:
         """One variable's value for a container."""
