@@ -250,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         at_least(1),
     ),
     Setting(
-        "RETENTION_BATCH", 200, int,
+        "RETENTION_BATCH", 50, int,
         "Runs deleted per transaction while pruning; small batches keep write locks short.",
         at_least(1),
     ),

@@ -8,6 +8,7 @@ The newest `keep_runs` runs of each definition stay whatever their age. A defini
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +31,15 @@ class RetentionSettings:
     days: int = 0
     keep_runs: int = 10
     audit_days: int = 0
-    batch: int = 200
+    batch: int = 50
     interval_seconds: float = 3600.0
+    pause_seconds: float = 0.05  # between batches, so that waiting writers get their turn
+
+
+def _pause(settings: RetentionSettings) -> None:
+    """Let other writers in: the SQLite writer lock is not fair, so a pruner that took it
+    again at once could hold callbacks and PUTs off for many batches."""
+    time.sleep(settings.pause_seconds)
 
 
 def prune(settings: RetentionSettings, now: datetime) -> Counter[str]:
@@ -41,10 +49,12 @@ def prune(settings: RetentionSettings, now: datetime) -> Counter[str]:
         for ids in _expired_batches(name, now - timedelta(days=days), settings):
             with write_transaction():
                 pruned.update(_delete_runs(ids))
+            _pause(settings)
     if settings.audit_days:
         cutoff = now - timedelta(days=settings.audit_days)
         while deleted := _delete_audit_batch(cutoff, settings.batch):
             pruned["audit_events"] += deleted
+            _pause(settings)
     if pruned:
         log.info("retention pruned %s", ", ".join(f"{n} {k}" for k, n in sorted(pruned.items())))
     return pruned

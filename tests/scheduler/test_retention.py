@@ -48,7 +48,7 @@ def test_old_finished_runs_go_with_their_attempts_and_entries(database: Database
     old = [add_run("job", days_ago=60 - i) for i in range(7)]  # oldest first
     running = add_run("job", days_ago=90, status="running")
     recent = add_run("job", days_ago=1)
-    pruned = prune(RetentionSettings(days=30, keep_runs=3, batch=2), NOW)
+    pruned = prune(RetentionSettings(days=30, keep_runs=3, batch=2, pause_seconds=0), NOW)
     # kept: the newest three (recent, old[6], old[5]) and the running one, however old
     assert surviving([*old, running, recent]) == [old[5], old[6], running, recent]
     assert pruned == {"runs": 5, "attempts": 5, "log_entries": 5, "metadata_entries": 5}
@@ -78,7 +78,7 @@ def test_a_definition_setting_overrides_the_service_setting(database: Database) 
 def test_audit_events_have_their_own_retention(database: Database) -> None:
     for days_ago in (400, 100, 10):
         catalog.audit("alice", "trigger", "job", None, NOW - timedelta(days=days_ago))
-    settings = RetentionSettings(days=30, audit_days=365, batch=1)
+    settings = RetentionSettings(days=30, audit_days=365, batch=1, pause_seconds=0)
     assert prune(settings, NOW) == {"audit_events": 1}
     assert AuditEvent.select().count() == 2
     assert prune(RetentionSettings(days=30), NOW) == {}  # 0: kept forever
