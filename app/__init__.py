@@ -14,6 +14,7 @@ from peewee import Database
 from prometheus_client import CollectorRegistry
 
 from app import (
+    audit,
     auth,
     console,
     errors,
@@ -30,6 +31,7 @@ from executor import Executor
 from scheduler.database import migrate, open_database
 from scheduler.notify.destinations import parse_networks
 from scheduler.notify.settings import NotifySettings, SmtpSettings
+from scheduler.retention import RetentionSettings
 from scheduler.service import Scheduler, SchedulerSettings, utc_now
 from scheduler.tokens import server_secret
 
@@ -61,7 +63,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     metrics.init_app(app, registry)
     init_connections(app, database)
     auth.init_app(app, settings)  # after the connection opens: task tokens need the database
-    for blueprint in (process_definitions.bp, processes.bp, tasks.bp, openapi.bp):
+    for blueprint in (process_definitions.bp, processes.bp, tasks.bp, audit.bp, openapi.bp):
         app.register_blueprint(blueprint)
     log_stream.init_app(app)
     console.init_app(app, secret)
@@ -76,6 +78,14 @@ def scheduler_settings(settings: Mapping[str, object]) -> SchedulerSettings:
         tick_seconds=settings["TICK_SECONDS"],
         on_time_seconds=settings["ON_TIME_SECONDS"],
         max_catch_up_runs=settings["MAX_CATCH_UP_RUNS"],
+        secrets_key=settings["SECRETS_KEY"] or None,
+        retention=RetentionSettings(
+            days=settings["RETENTION_DAYS"],
+            keep_runs=settings["RETENTION_KEEP_RUNS"],
+            audit_days=settings["AUDIT_RETENTION_DAYS"],
+            batch=settings["RETENTION_BATCH"],
+            interval_seconds=settings["RETENTION_INTERVAL_SECONDS"],
+        ),
         allowed_bind_paths=settings_table.split_paths(settings["ALLOWED_BIND_PATHS"]),
         instance=settings["INSTANCE"],
         lease_seconds=settings["INSTANCE_LEASE_SECONDS"],
@@ -133,6 +143,7 @@ def build_executor(settings: Mapping[str, object]) -> Executor:
             kill_grace_seconds=settings["KILL_GRACE_SECONDS"],
             keep_failed_containers=settings["KEEP_FAILED_CONTAINERS"],
             pull_timeout_seconds=settings["PULL_TIMEOUT_SECONDS"],
+            pull_interval_seconds=settings["PULL_INTERVAL_SECONDS"],
             reconcile_interval_seconds=settings["RECONCILE_INTERVAL_SECONDS"],
         )
     )

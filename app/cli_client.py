@@ -71,7 +71,7 @@ PLACED_DEFAULTS: dict[str, dict[str, Any]] = {
 DEFINITION_KEYS = frozenset({
     "process_definition_name", "process_description", "paused", "schedule", "task_definitions",
     "overlap_action", "notifications", "misfire_policy", "misfire_grace_seconds",
-    "max_catch_up_runs", "parameters",
+    "max_catch_up_runs", "parameters", "retention_days",
 })  # fmt: skip
 
 
@@ -536,6 +536,61 @@ def show_run(process: dict[str, Any], now: datetime) -> None:
         click.echo(table(("TASK", "ATTEMPT", "KEY", "VALUE"), metadata))
 
 
+def version_diffs(client: Client, name: str, versions: Sequence[dict[str, Any]]) -> list[str]:
+    """The unified diff (YAML) of each version against the one before it."""
+    bodies = [client.version(name, v["version"])["process_definition"] for v in versions]
+    diffs = []
+    for before, after, version in zip([{}, *bodies], bodies, versions, strict=False):
+        number = version["version"]
+        lines = difflib.unified_diff(
+            as_yaml(before) if before else [], as_yaml(after),
+            f"{name} v{number - 1}" if before else "/dev/null", f"{name} v{number}", lineterm="",
+        )  # fmt: skip
+        diffs.append("\n".join(lines))
+    return diffs
+
+
+@service_command("history")
+@click.argument("name")
+def history_command(client: Client, as_json: bool, name: str) -> None:
+    """Show every version of a definition (who, when) and what each changed."""
+    versions = client.versions(name)
+    diffs = version_diffs(client, name, versions)
+    if as_json:
+        emit_json([{**v, "diff": d} for v, d in zip(versions, diffs, strict=True)])
+        return
+    for version, diff in zip(versions, diffs, strict=True):
+        who = version.get("created_by") or "-"
+        click.echo(f"version {version['version']}  {show_time(version['created_at'])}  {who}")
+        show_diff(diff)
+
+
+@service_command("audit")
+@click.option("--actor", help="Only events by this actor (a token's name).")
+@click.option("--target", help="Only events on this target (a definition name or run id).")
+@click.option("--since", help="Only events at or after this ISO-8601 time.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Most events."
+)
+def audit_command(
+    client: Client,
+    as_json: bool,
+    actor: str | None,
+    target: str | None,
+    since: str | None,
+    limit: int,
+) -> None:
+    """List audit events (changes, triggers, kills, retries), newest first."""
+    events = client.audit(actor=actor, target=target, since=since, limit=limit)
+    if as_json:
+        emit_json(events)
+        return
+    rows = [
+        [show_time(e["at"]), e["actor"], e["action"], e["target"], e.get("detail")] for e in events
+    ]
+    click.echo(table(("AT", "ACTOR", "ACTION", "TARGET", "DETAIL"), rows))
+
+
 @service_command("runs")
 @click.argument("name", required=False)
 @click.option(
@@ -751,6 +806,7 @@ COMMANDS = (
     apply_command, definitions_command, pause_command, resume_command, delete_command,
     trigger_command, runs_command, run_command, logs_command, kill_command, retry_command,
     notify_test_command,
+    history_command, audit_command,
 )  # fmt: skip
 
 

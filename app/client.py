@@ -158,6 +158,19 @@ class Client:
         """Send a test message through each notification of a definition; how each went."""
         return self.request("POST", definition_path(name) + "/notifications/test").json()
 
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a definition, oldest first: number, who, when."""
+        return self.request("GET", definition_path(name) + "/versions").json()
+
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        """One version of a definition, with its body (secret values masked)."""
+        return self.request("GET", definition_path(name) + f"/versions/{version}").json()
+
+    def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Audit events, newest first, filtered as `GET /api/audit` allows."""
+        params = {key: value for key, value in filters.items() if value is not None}
+        return self.request("GET", "/api/audit", params=params).json()
+
     # Runs
 
     def processes(

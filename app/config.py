@@ -75,6 +75,7 @@ class Setting:
     type: type
     description: str
     check: Check | None = None
+    secret: bool = False  # its value is never repeated in a message
 
     @property
     def env_var(self) -> str:
@@ -321,6 +322,51 @@ SETTINGS: tuple[Setting, ...] = (
         between(1, 32),
     ),
     Setting(
+        "SECRETS_KEY", "", str,
+        "Fernet key that encrypts secret environment values of definitions at rest (make one "
+        "with `python3 -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'`). Without it a definition with a secret "
+        "value is refused. "
+        "Keep it: stored secrets cannot be read without it.",
+        lambda value: None if re.fullmatch(r"([A-Za-z0-9_-]{43}=)?", value) else (
+            "must be a Fernet key: 44 characters of url-safe base64"
+        ),
+        secret=True,
+    ),
+    Setting(
+        "PULL_INTERVAL_SECONDS", 300.0, float,
+        "Images of tasks with pull_policy `always` (the default for tag latest) are pulled at "
+        "most once per this many seconds per image.",
+        at_least(0),
+    ),
+    Setting(
+        "RETENTION_DAYS", 0, int,
+        "Days finished runs (with their attempts, log entries and metadata) are kept; a "
+        "definition's retention_days overrides it. 0 keeps them forever.",
+        at_least(0),
+    ),
+    Setting(
+        "RETENTION_KEEP_RUNS", 10, int,
+        "The newest this many runs of each definition are kept whatever their age.",
+        at_least(0),
+    ),
+    Setting(
+        "AUDIT_RETENTION_DAYS", 0, int,
+        "Days audit events are kept; 0 keeps them forever.",
+        at_least(0),
+    ),
+    Setting(
+        "RETENTION_INTERVAL_SECONDS", 3600.0, float,
+        "Seconds between pruning passes (when RETENTION_DAYS or a definition's retention_days "
+        "or AUDIT_RETENTION_DAYS is set).",
+        at_least(1),
+    ),
+    Setting(
+        "RETENTION_BATCH", 50, int,
+        "Runs deleted per transaction while pruning; small batches keep write locks short.",
+        at_least(1),
+    ),
+    Setting(
         "LOG_LEVEL", "INFO", str,
         "Logging level of `gnomon serve` (DEBUG, INFO, WARNING, ERROR).",
         one_of("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -373,7 +419,8 @@ def _typed(setting: Setting, raw: object) -> object:
     value = _convert(setting, raw)
     problem = setting.check(value) if setting.check else None
     if problem:
-        raise ValueError(f"{setting.key} (env {setting.env_var}) {problem}, not {raw!r}.")
+        shown = "the value given" if setting.secret else repr(raw)
+        raise ValueError(f"{setting.key} (env {setting.env_var}) {problem}, not {shown}.")
     return value
 
 

@@ -13,6 +13,8 @@ from app.metrics import gnomon_version
 from app.schemas import (
     IDEMPOTENCY_KEY,
     UUID_PATTERN,
+    AuditEventSchema,
+    AuditFilterSchema,
     DefinitionPageSchema,
     DeliverySchema,
     ErrorSchema,
@@ -27,6 +29,8 @@ from app.schemas import (
     TaskSchema,
     TriggerArgsSchema,
     TriggerBodySchema,
+    VersionDetailSchema,
+    VersionSchema,
 )
 from app.state import gnomon
 from definitions.schemas import ProcessDefinitionSchema
@@ -46,6 +50,9 @@ IDEMPOTENCY = {
 }
 NAME = {"in": "path", "name": "name", "required": True, "schema": {"type": "string"},
         "description": "the process definition's name"}  # fmt: skip
+VERSION = {"in": "path", "name": "version", "required": True,
+           "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+           "description": "a version number (1, 2, ...)"}  # fmt: skip
 
 
 def uuid_path(name: str) -> dict[str, Any]:
@@ -198,6 +205,35 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "summary": "Fire on schedule again",
                 "responses": responses(NO_CONTENT, e404="unknown name"),
             },
+        },
+        definitions + "/{name}/versions": {
+            "parameters": [NAME],
+            "get": {
+                "summary": "Every version the definition ever had, oldest first, with who "
+                "made it and when (also after it was deleted)",
+                "responses": responses(
+                    ok({"type": "array", "items": ref("Version")}), e404="unknown name"
+                ),
+            },
+        },
+        definitions + "/{name}/versions/{version}": {
+            "parameters": [NAME, VERSION],
+            "get": {
+                "summary": "One version with its definition; secret values are masked",
+                "responses": responses(
+                    ok(ref("VersionDetail")), e400=BAD_INPUT, e404="unknown name or version"
+                ),
+            },
+        },
+        "/api/audit": {
+            "get": {
+                "summary": "Audit events (changes, triggers, kills, retries), newest first; "
+                "page back with before_id",
+                "parameters": [{"in": "query", "schema": AuditFilterSchema}],
+                "responses": responses(
+                    ok({"type": "array", "items": ref("AuditEvent")}), e400=BAD_INPUT
+                ),
+            }
         },
         "/api/processes": {
             "get": {
@@ -403,6 +439,9 @@ def build_spec(max_callback_entries: int) -> dict[str, Any]:
         ("TriggerBody", TriggerBodySchema),
         ("ProcessDefinition", ProcessDefinitionSchema),
         ("RegisteredDefinition", RegisteredDefinitionSchema),
+        ("Version", VersionSchema),
+        ("VersionDetail", VersionDetailSchema),
+        ("AuditEvent", AuditEventSchema),
     ):
         spec.components.schema(name, schema=schema)
     spec.components.schema("Health", HEALTH)

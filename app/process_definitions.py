@@ -18,10 +18,12 @@ from app.schemas import (
     NotificationTestSchema,
     TriggerArgsSchema,
     TriggerBodySchema,
+    VersionDetailSchema,
+    VersionSchema,
     load_query,
 )
 from app.state import scheduler
-from definitions import dump_definition, mask_secrets, parse_definition, wire_from_json
+from definitions import dump_definition, mask_notification_secrets, parse_definition, wire_from_json
 from scheduler import queries
 from scheduler.views import DefinitionView
 
@@ -32,6 +34,8 @@ TRIGGER_BODY = TriggerBodySchema()
 PAGE_ARGS = DefinitionPageSchema()
 STATE = dumper(DefinitionStateSchema())
 TEST_RESULT = NotificationTestSchema()
+VERSIONS = VersionSchema(many=True)
+VERSION = VersionDetailSchema()
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
@@ -40,7 +44,7 @@ def dump(view: DefinitionView) -> dict[str, object]:
     if may_see_secrets():
         wire = wire_from_json(view.body)  # the stored wire JSON: no decode and re-encode
     else:
-        wire = dump_definition(mask_secrets(view.definition))
+        wire = dump_definition(mask_notification_secrets(view.definition))
     return {**wire, "paused": view.paused, **STATE(view)}
 
 
@@ -135,3 +139,17 @@ def test_notifications(name: str) -> Response:
     """Send a marked test message through every notification of the definition; each result."""
     results = scheduler().test_notifications(name_param(name), actor=actor())
     return jsonify([TEST_RESULT.dump(result) for result in results])
+
+
+@bp.get("/<name>/versions")
+def list_versions(name: str) -> Response:
+    """Every version the definition ever had (even once deleted), oldest first."""
+    return jsonify(VERSIONS.dump(queries.list_versions(name_param(name))))
+
+
+@bp.get("/<name>/versions/<version>")
+def get_version(name: str, version: str) -> Response:
+    """One version with its definition, secret values masked; 404 if unknown."""
+    if not version.isascii() or not version.isdigit() or len(version) > 9:
+        raise invalid({"version": ["Not a valid version number."]}, "version must be a number.")
+    return jsonify(VERSION.dump(queries.get_version(name_param(name), int(version))))

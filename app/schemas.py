@@ -244,6 +244,10 @@ class ProcessSchema(Schema):
         required=True,
         metadata={"description": "when the run was created; a queued run starts later"},
     )
+    process_definition_version = fields.Integer(
+        attribute="definition_version",
+        metadata={"description": "the version of the definition the run started from"},
+    )
 
 
 class DefinitionStateSchema(Schema):
@@ -271,6 +275,58 @@ class DefinitionStateSchema(Schema):
 
 class RegisteredDefinitionSchema(ProcessDefinitionSchema, DefinitionStateSchema):
     """`process_definition` as the API returns it: the definition and its state."""
+
+
+class VersionSchema(Schema):
+    """One version of a definition in GET .../versions: who made it, when."""
+
+    version = fields.Integer(required=True)
+    created_at = UTCDateTime(required=True)
+    created_by = fields.String(allow_none=True)
+
+
+class VersionDetailSchema(VersionSchema):
+    """GET .../versions/{n}: the version and its definition (secret values masked)."""
+
+    process_definition = fields.Nested(
+        ProcessDefinitionSchema, attribute="definition", required=True
+    )
+
+
+class AuditEventSchema(Schema):
+    """`audit_event`: who changed or started what, and when."""
+
+    audit_id = fields.Integer(attribute="id", required=True, metadata={
+        "description": "increasing; pass the last one seen as before_id for the next page",
+    })  # fmt: skip
+    at = UTCDateTime(required=True)
+    actor = fields.String(required=True, metadata={
+        "description": "the token's name, `anonymous` without API tokens, `task:<id>`",
+    })  # fmt: skip
+    action = fields.String(required=True, metadata={
+        "description": "create, update, delete, pause, resume, trigger, kill or retry",
+    })  # fmt: skip
+    target = fields.String(required=True, metadata={
+        "description": "a definition name, or a process id for kill and retry",
+    })  # fmt: skip
+    detail = fields.String(allow_none=True)
+
+
+class AuditFilterSchema(Schema):
+    """Query parameters of GET /api/audit."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    actor = Text(max_length=SHORT_TEXT_LENGTH)
+    target = Text(max_length=SHORT_TEXT_LENGTH)
+    since = UTCDateTime(metadata={"description": "events at or after this time"})
+    before_id = QueryInteger(validate=validate.Range(min=1, max=2**63 - 1), metadata={
+        "description": "only events older than this audit_id (the next page)",
+    })  # fmt: skip
+    limit = QueryInteger(validate=validate.Range(min=1, max=MAX_LIMIT), metadata={
+        "description": "most events to return; default: the MAX_RECORDS_DEFAULT setting (100)",
+    })  # fmt: skip
 
 
 class ProcessFilterSchema(Schema):

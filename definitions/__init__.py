@@ -28,15 +28,18 @@ from .model import (
     PagerdutyNotification,
     Parameter,
     ProcessDefinition,
+    PullPolicy,
     Schedule,
     TaskDefinition,
     TaskDependency,
     WebhookNotification,
 )
-from .notify import action_for, history_needed, mask_secrets, should_notify
+from .notify import action_for, history_needed, mask_notification_secrets, should_notify
 from .schedule import continuous_next, missed_fire_times, next_fire_time, retry_delay
+from .secrets import SECRET_MASK, map_secret_values, mask_secret_values
 
 __all__ = [
+    "SECRET_MASK",
     "ContinuousSchedule",
     "CronSchedule",
     "DefinitionError",
@@ -52,6 +55,7 @@ __all__ = [
     "PagerdutyNotification",
     "Parameter",
     "ProcessDefinition",
+    "PullPolicy",
     "Schedule",
     "TaskDefinition",
     "TaskDependency",
@@ -63,7 +67,9 @@ __all__ = [
     "downstream",
     "dump_definition",
     "history_needed",
-    "mask_secrets",
+    "map_secret_values",
+    "mask_notification_secrets",
+    "mask_secret_values",
     "missed_fire_times",
     "next_fire_time",
     "parse_definition",

@@ -16,6 +16,7 @@ WEBHOOK_SECRET_PATTERN = (
 # Sundial's API Builder `integer` is a 32-bit Int; nothing larger ever came from its clients,
 # and the bound keeps timedelta arithmetic in the scheduler far from overflow.
 MAX_INT = 2**31 - 1
+MAX_RETENTION_DAYS = 100 * 366  # a century: past it, datetime arithmetic overflows
 
 MAX_TASKS = 200
 MAX_ATTEMPTS = 1000

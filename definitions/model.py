@@ -22,6 +22,14 @@ class MisfirePolicy(StrEnum):
     RUN_ALL = "run_all"
 
 
+class PullPolicy(StrEnum):
+    """When the image of a task is pulled before its container is created."""
+
+    ALWAYS = "always"  # at most once per pull interval per image
+    IF_NOT_PRESENT = "if_not_present"
+    NEVER = "never"
+
+
 class NotifyWhen(StrEnum):
     """When a notification is sent, Sundial's `notification_options`."""
 
@@ -37,7 +45,9 @@ class EnvironmentVariable:
     """One environment variable given to a task container."""
 
     variable_name: str
-    value: str = field(repr=False)  # it may be a secret, and definitions end up in logs
+    value: str | None = field(default=None, repr=False)  # None when taken from value_from_env
+    secret: bool = False  # write-only: stored encrypted, shown masked
+    value_from_env: str | None = None  # the service's own variable that gives the value
 
 
 class MountType(StrEnum):
@@ -79,6 +89,7 @@ class DockerImageCommand:
     shm_size: int | None = None  # MiB, like `memory`
     read_only: bool = False
     cap_drop: tuple[str, ...] = ()
+    pull_policy: str | None = None  # None: `always` for tag latest, else `if_not_present`
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,7 @@ class ProcessDefinition:
     misfire_grace_seconds: int = 3600
     max_catch_up_runs: int | None = None
     parameters: tuple[Parameter, ...] = ()
+    retention_days: int | None = None  # None: the service's RETENTION_DAYS; 0 keeps runs forever
 
     def task(self, name: str) -> TaskDefinition:
         """Return the task called `name`; KeyError if there is none."""

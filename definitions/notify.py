@@ -85,7 +85,7 @@ def history_needed(definition: ProcessDefinition) -> int:
     return max([1, *thresholds])
 
 
-def mask_secrets(definition: ProcessDefinition) -> ProcessDefinition:
+def mask_notification_secrets(definition: ProcessDefinition) -> ProcessDefinition:
     """`definition` with its notifications' secrets (routing keys, webhook secrets) masked."""
     return replace(definition, notifications=tuple(_masked(n) for n in definition.notifications))
 

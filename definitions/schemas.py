@@ -43,6 +43,7 @@ from .model import (
     PagerdutyNotification,
     Parameter,
     ProcessDefinition,
+    PullPolicy,
     TaskDefinition,
     TaskDependency,
     WebhookNotification,
@@ -186,7 +187,42 @@ class EnvironmentVariableSchema(WireSchema):
         FullMatch(limits.ENV_NAME_PATTERN, error="Must be a shell variable name."),
         Length(max=limits.MAX_TEXT_CHARS),
     )
-    value = _text(Length(max=limits.MAX_ENV_VALUE_CHARS), _NO_NUL)
+    value = _optional(
+        Text,
+        validate=[Length(max=limits.MAX_ENV_VALUE_CHARS), _NO_NUL],
+        metadata={"description": "required unless value_from_env is given; secret: masked"},
+    )
+    secret = _optional(
+        StrictBoolean,
+        False,
+        metadata={"description": "write-only: stored encrypted, read back as ********"},
+    )
+    value_from_env = _optional(
+        Text,
+        validate=[
+            FullMatch(limits.ENV_NAME_PATTERN, error="Must be a shell variable name."),
+            Length(max=limits.MAX_TEXT_CHARS),
+        ],
+        metadata={
+            "description": "take the value from this variable of the service's own "
+            "environment when an attempt starts (it never travels through the API)"
+        },
+    )
+
+    @validates_schema
+    def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A value comes either inline or from the service's environment."""
+        if data.get("value") is None and data.get("value_from_env") is None:
+            raise ValidationError({"value": ["Give value, or value_from_env."]})
+        if data.get("value") is not None and data.get("value_from_env") is not None:
+            raise ValidationError({"value_from_env": ["Give value or value_from_env, not both."]})
+
+    @post_dump
+    def _omit_not_secret(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """`secret: false` is left out, so bodies stored before it existed stay canonical."""
+        if data.get("secret") is False:
+            del data["secret"]
+        return data
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> EnvironmentVariable:
@@ -246,6 +282,14 @@ class DockerImageCommandSchema(WireSchema):
         (),
         cls_or_instance=fields.Nested(EnvironmentVariableSchema),
         validate=Length(max=limits.MAX_ENV_VARS),
+    )
+    pull_policy = _optional(
+        Text,
+        validate=OneOf([member.value for member in PullPolicy]),
+        metadata={
+            "description": "default: always for tag latest (at most once per pull "
+            "interval per image), if_not_present for any other tag"
+        },
     )
     mounts = _optional(
         fields.List,
@@ -564,6 +608,15 @@ class ProcessDefinitionSchema(WireSchema):
                 problem = "a scheduled definition cannot require a parameter (scheduled runs "
                 problem += "use the defaults)"
                 raise ValidationError({"parameters": {index: {"required": [problem]}}})
+
+    retention_days = _optional(
+        StrictInteger,
+        validate=Range(min=0, max=limits.MAX_RETENTION_DAYS),
+        metadata={
+            "description": "days finished runs are kept (the newest few always are); "
+            "default: the service's RETENTION_DAYS; 0 keeps them forever"
+        },
+    )
 
     @pre_load
     def _drop_server_fields(self, data: Any, **kwargs: Any) -> Any:

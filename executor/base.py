@@ -22,10 +22,14 @@ SECRET_NAME = re.compile("TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
-def redact_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    """`environment` with the value of each variable whose name looks secret redacted."""
+def redact_environment(
+    environment: Mapping[str, str], secret_names: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """`environment` with the value of each secret variable, or one whose name looks secret,
+    redacted."""
     return {
-        name: REDACTED if SECRET_NAME.search(name) else value for name, value in environment.items()
+        name: REDACTED if name in secret_names or SECRET_NAME.search(name) else value
+        for name, value in environment.items()
     }
 
 
@@ -66,11 +70,14 @@ class AttemptSpec:
     max_runtime_seconds: int | None = None
     options: ContainerOptions = field(default_factory=ContainerOptions)
     placement: tuple[str, ...] = ()  # cluster constraints (`node.labels.disk==ssd`); Swarm only
+    pull_policy: str | None = None  # always | if_not_present | never; None: by tag (pull_policy)
+    secret_names: frozenset[str] = frozenset()  # variables whose values are secret whatever
+    # their names
 
     def __repr__(self) -> str:
         """Every field, secret values of `environment` redacted: specs end up in logs."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        shown["environment"] = redact_environment(self.environment)
+        shown["environment"] = redact_environment(self.environment, self.secret_names)
         return f"AttemptSpec({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property

@@ -17,16 +17,24 @@ from definitions import (
 )
 from scheduler.errors import NotFound
 from scheduler.models import AuditEvent, Definition, DefinitionVersion, Run
+from scheduler.secrets import NO_KEY, SecretBox
 from scheduler.states import ACTIVE_RUN
 from scheduler.tx import lock_definition, write_transaction
 
 
-def save(definition: ProcessDefinition, *, actor: str, now: datetime) -> bool:
-    """Store `definition`, as a new version if it changed; True if it is new."""
+def save(
+    definition: ProcessDefinition, *, actor: str, now: datetime, secrets: SecretBox = NO_KEY
+) -> bool:
+    """Store `definition`, as a new version if it changed; True if it is new.
+
+    Secret values are stored sealed; a masked one keeps the value stored before.
+    """
     name = definition.process_definition_name
-    body = definition_to_json(replace(definition, paused=None))
     with write_transaction():
         row = lock_definition(name)
+        previous = None if row is None else definition_from_json(row.body)
+        definition = secrets.seal(definition, previous)
+        body = definition_to_json(replace(definition, paused=None))
         if row is None:
             _create(definition, body, actor, now)
             return True

@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from peewee import InterfaceError, OperationalError, PeeweeException, fn
@@ -25,7 +26,9 @@ from executor.container_options import ContainerOptions, MountSpec, options_prob
 from scheduler import instances, queries, runs
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
+from scheduler.retention import RetentionSettings
 from scheduler.runs import Changes
+from scheduler.secrets import SecretBox, SecretUnavailable
 from scheduler.states import LIVE_TASK, RunStatus, TaskStatus
 from scheduler.tokens import server_secret, task_token
 from scheduler.transitions import fire_plan
@@ -48,13 +51,14 @@ class SchedulerSettings:
     instance: str = "default"  # this instance's name: it owns the attempts it starts
     lease_seconds: float = 30.0  # an instance silent this long has its attempts adopted
     schedule_retry_seconds: float = 60.0  # a definition whose fire failed is tried again after
+    allowed_bind_paths: tuple[str, ...] = ()  # host directories a task may bind-mount
+    secrets_key: str | None = field(default=None, repr=False)  # Fernet key of secret values
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def lease(self) -> timedelta:
         """How long an instance's lease lasts without a heartbeat."""
         return timedelta(seconds=self.lease_seconds)
-
-    allowed_bind_paths: tuple[str, ...] = ()  # host directories a task may bind-mount
 
 
 class Engine:
@@ -78,6 +82,7 @@ class Engine:
         self._unhanded: set[str] = set()  # claimed, but neither started nor sent back yet
         self._failing: dict[str, tuple[datetime, datetime]] = {}  # name: (updated_at, retry at)
         self._next_heartbeat = datetime.min.replace(tzinfo=UTC)
+        self.secrets = SecretBox(settings.secrets_key)
 
     # ------------------------------------------------------------ the pass
 
@@ -235,6 +240,9 @@ class Engine:
             return False
         except (OperationalError, InterfaceError):
             raise  # the attempt stays unhanded: the next pass sends it back
+        except SecretUnavailable as exc:  # names the variable, never its value
+            reason = f"could not start: {exc}"
+            self.attempt_finished(Outcome(task.id, Ending.START_FAILED, None, now, reason=reason))
         except Exception:
             log.exception("could not start attempt %s", task.id)
             reason = "could not start: internal error"
@@ -354,13 +362,18 @@ class Engine:
             self._secret = server_secret()
         return self._secret
 
-    def spec_for(self, task: Task) -> AttemptSpec:
-        """The container spec of a stored attempt, from its run's copy of the definition."""
+    def spec_for(self, task: Task, strict: bool = True) -> AttemptSpec:
+        """The container spec of a stored attempt, from its run's copy of the definition.
+
+        Secret values are opened and `value_from_env` ones read from the service's
+        environment here, at the start of the attempt; SecretUnavailable if one cannot be
+        (unless not `strict`: then it is left out).
+        """
         run = Run.get_by_id(task.run_id)
         definition = definition_from_json(run.definition_body)
         task_definition = definition.task(task.task_name)
         command = task_definition.executable
-        env = {v.variable_name: v.value for v in command.environment_variables}
+        env = self.secrets.environment(command.environment_variables, os.environ, strict=strict)
         env.update(parameter_environment(json.loads(run.parameters or "{}")))
         inputs = ancestors(definition, task.task_name)
         env.update(input_environment(queries.latest_outputs(task.run_id, inputs)))
@@ -381,6 +394,12 @@ class Engine:
             max_runtime_seconds=task_definition.max_runtime_seconds,
             options=container_options(command),
             placement=tuple(task_definition.placement or ()),
+            pull_policy=command.pull_policy,
+            secret_names=frozenset(
+                v.variable_name
+                for v in command.environment_variables
+                if v.secret or v.value_from_env is not None
+            ),
         )
 
     def _gnomon_env(self, task: Task) -> dict[str, str]:
@@ -416,7 +435,10 @@ class Engine:
             .group_by(LogEntry.task)
             .tuples()
         )
-        return [InFlight(self.spec_for(t), _as_time(newest.get(t.id)), owner) for t in tasks]
+        return [
+            InFlight(self.spec_for(t, strict=False), _as_time(newest.get(t.id)), owner)
+            for t in tasks
+        ]
 
 
 def container_options(command: DockerImageCommand) -> ContainerOptions:

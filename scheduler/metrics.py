@@ -57,6 +57,13 @@ class SchedulerMetrics:
         self.attempts_pending = Gauge(
             "gnomon_attempts_pending", "Attempts waiting for capacity.", registry=registry
         )
+        self.pruned = Counter(
+            "gnomon_retention_pruned",
+            "Rows deleted by retention: runs, attempts, log_entries, metadata_entries, "
+            "audit_events.",
+            ["kind"],
+            registry=registry,
+        )
 
 
 def trigger_kind(trigger: str) -> str:

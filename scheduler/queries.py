@@ -9,12 +9,23 @@ from dataclasses import replace
 
 from peewee import Function, ModelSelect, Tuple, fn
 
-from definitions import definition_from_json
+from definitions import definition_from_json, definition_to_json, mask_secret_values
 from definitions.run_inputs import output_name
 from scheduler.errors import NotFound
-from scheduler.models import Definition, Delivery, LogEntry, MetadataEntry, Run, Task
+from scheduler.models import (
+    AuditEvent,
+    Definition,
+    DefinitionVersion,
+    Delivery,
+    LogEntry,
+    MetadataEntry,
+    Run,
+    Task,
+)
 from scheduler.states import RunStatus, wire_run_statuses
 from scheduler.views import (
+    AuditFilter,
+    AuditView,
     DefinitionView,
     DeliveryView,
     LastRun,
@@ -24,12 +35,14 @@ from scheduler.views import (
     RunView,
     TaskFilter,
     TaskView,
+    VersionView,
 )
 
 
 def definition_view(row: Definition) -> DefinitionView:
     """The view of a stored definition, its `paused` flag taken from the row."""
-    definition = definition_from_json(row.body)
+    stored = definition_from_json(row.body)
+    definition = mask_secret_values(stored)
     return DefinitionView(
         definition=replace(definition, paused=row.paused),
         version=row.version,
@@ -39,7 +52,7 @@ def definition_view(row: Definition) -> DefinitionView:
         updated_at=row.updated_at,
         updated_by=row.updated_by,
         schedule_error=row.schedule_error,
-        body=row.body,
+        body=row.body if definition is stored else definition_to_json(definition),
     )
 
 
@@ -117,6 +130,59 @@ def last_runs(names: Sequence[str]) -> dict[str, LastRun]:
         name: LastRun(run_id, RunStatus(status).wire, started)
         for name, run_id, status, started in query
     }
+
+
+def list_versions(name: str) -> list[VersionView]:
+    """Every version `name` ever had, oldest first; 404 if it never had one."""
+    rows = (
+        DefinitionVersion.select(
+            DefinitionVersion.name,
+            DefinitionVersion.version,
+            DefinitionVersion.created_at,
+            DefinitionVersion.created_by,
+        )
+        .where(DefinitionVersion.name == name)
+        .order_by(DefinitionVersion.version)
+        .tuples()
+    )
+    views = [VersionView(*row) for row in rows]
+    if not views:
+        raise NotFound("process_definition", name)
+    return views
+
+
+def get_version(name: str, version: int) -> VersionView:
+    """Version `version` of `name`, its secret values masked."""
+    row = DefinitionVersion.get_or_none(
+        (DefinitionVersion.name == name) & (DefinitionVersion.version == version)
+    )
+    if row is None:
+        raise NotFound("process_definition_version", f"{name} version {version}")
+    definition = mask_secret_values(definition_from_json(row.body))
+    return VersionView(row.name, row.version, row.created_at, row.created_by, definition)
+
+
+def list_audit(f: AuditFilter) -> list[AuditView]:
+    """Audit events matching `f`, newest first."""
+    query = AuditEvent.select(
+        AuditEvent.id,
+        AuditEvent.at,
+        AuditEvent.actor,
+        AuditEvent.action,
+        AuditEvent.target,
+        AuditEvent.detail,
+    ).order_by(AuditEvent.id.desc())
+    if f.actor is not None:
+        query = query.where(AuditEvent.actor == f.actor)
+    if f.target is not None:
+        query = query.where(AuditEvent.target == f.target)
+    if f.since is not None:
+        query = query.where(AuditEvent.at >= f.since)
+    if f.before_id is not None:
+        query = query.where(AuditEvent.id < f.before_id)
+    if f.limit is not None:
+        query = query.limit(f.limit)
+    return [AuditView(*row) for row in query.tuples()]
 
 
 def get_run(run_id: str) -> RunView:

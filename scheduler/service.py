@@ -13,7 +13,7 @@ from definitions import DefinitionError, ProcessDefinition
 from definitions.run_inputs import check_output_count, output_name
 from executor import Executor
 from executor.container_options import options_problem
-from scheduler import catalog, idempotency, queries, runs
+from scheduler import catalog, idempotency, queries, retention, runs
 from scheduler.bulk import insert_ignoring
 from scheduler.engine import Engine, SchedulerSettings, container_options
 from scheduler.errors import NotFound
@@ -106,6 +106,9 @@ class Scheduler:
         self._stale_after = timedelta(seconds=max(30.0, 3 * settings.tick_seconds))
         notify_metrics = NotifyMetrics(registry) if registry is not None else None
         self.sender = Sender(notify or NotifySettings(), clock, notify_metrics)
+        self.metrics = metrics
+        self.retention = settings.retention
+        self.pruner = Loop(self.prune, clock, settings.retention.interval_seconds)
         self.running = False
 
     def start(self) -> None:
@@ -118,16 +121,27 @@ class Scheduler:
         self.executor.recover(self.engine.in_flight())
         self.loop.start()
         self.sender.start()
+        self.pruner.start()
         self.running = True
 
     def stop(self) -> None:
         """Stop the loop, the notification senders and the executor's machinery; containers
         keep running, undelivered notifications stay in the outbox."""
         if self.running:
+            self.pruner.stop()
             self.loop.stop()
             self.sender.stop()
             self.executor.close()
             self.running = False
+
+    def prune(self, now: datetime, _full: bool = True) -> datetime:
+        """One retention pass (a periodic job); returns when the next one is due."""
+        with db.connection_context():
+            pruned = retention.prune(self.retention, now)
+        if self.metrics:
+            for kind, count in pruned.items():
+                self.metrics.pruned.labels(kind).inc(count)
+        return now + timedelta(seconds=self.retention.interval_seconds)
 
     # ---------------------------------------------------------- definitions
 
@@ -137,7 +151,9 @@ class Scheduler:
         """Create or update a definition; True when it was created."""
         check_mounts(definition, self.engine.settings.allowed_bind_paths)
         with write_transaction():  # the answer is read in the write: a 503 means nothing stored
-            created = catalog.save(definition, actor=actor, now=self.clock())
+            created = catalog.save(
+                definition, actor=actor, now=self.clock(), secrets=self.engine.secrets
+            )
             view = queries.get_definition(definition.process_definition_name)
         self.engine.wake()
         return view, created

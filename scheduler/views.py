@@ -34,6 +34,40 @@ class LastRun:
 
 
 @dataclass(frozen=True)
+class VersionView:
+    """One stored version of a definition (secret values masked), and who made it when."""
+
+    name: str
+    version: int
+    created_at: datetime
+    created_by: str | None
+    definition: ProcessDefinition | None = None  # absent in lists of versions
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """One audit event: who did what to which target, and when."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit events to list, newest first; `before_id` pages back from an event."""
+
+    actor: str | None = None
+    target: str | None = None
+    since: datetime | None = None
+    before_id: int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
 class LogEntryView:
     """A stored log entry."""
 

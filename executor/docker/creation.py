@@ -35,6 +35,7 @@ from executor.docker.settings import (
     LABEL_TASK_NAME,
     MIB,
 )
+from executor.pull_policy import NEVER, PullMemo, effective_policy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Launcher:
         self._output = output
         self._killer = killer
         self._finisher = finisher
+        self._pulls = PullMemo(runtime.settings.pull_interval_seconds)
 
     def launch(self, attempt: Attempt) -> None:
         """Pool job: create (pulling if needed) and start the attempt's container."""
@@ -100,14 +102,23 @@ class Launcher:
 
     def _create(self, attempt: Attempt) -> str | None:
         """The new container's id, or None when the attempt already ended."""
+        spec = attempt.spec
         if self._stopped_before_start(attempt):
             return None
+        if self._pulls.refresh_due(
+            spec.image_ref, spec.tag, spec.pull_policy, lambda: self._from_registry(spec)
+        ) and (not self._refresh(attempt) or self._stopped_before_start(attempt)):
+            return None
         try:
-            return self._create_container(attempt.spec)
+            return self._create_container(spec)
         except ImageNotFound:
             pass
         except APIError as error:
             self._finisher.fail_start(attempt, Ending.START_FAILED, explain(error))
+            return None
+        if effective_policy(spec.tag, spec.pull_policy) == NEVER:
+            reason = f"image not found: {spec.image_ref} (pull_policy never)"
+            self._finisher.fail_start(attempt, Ending.IMAGE_NOT_FOUND, reason)
             return None
         if not self._pull(attempt) or self._stopped_before_start(attempt):
             return None
@@ -169,21 +180,55 @@ class Launcher:
 
     def _pull(self, attempt: Attempt) -> bool:
         """Pull the attempt's image within the pull timeout; False when the attempt ended."""
+        attempt.log.note(f"image {attempt.spec.image_ref} is not present; pulling it")
+        return self._pull_or_fail(attempt, self._pull_outcome(attempt))
+
+    def _refresh(self, attempt: Attempt) -> bool:
+        """Pull a newer copy as the pull policy asks; if that fails, a local copy is used
+        (and the fact logged). False when the attempt ended."""
         spec = attempt.spec
-        attempt.log.note(f"image {spec.image_ref} is not present; pulling it")
-        try:
-            problem = self._pull_problem(attempt)
-        except APIError as error:
-            problem = explain(error)
-        except (requests.exceptions.Timeout, ReadTimeoutError):
-            problem = f"no answer within {self._rt.settings.pull_timeout_seconds:g} s"
+        attempt.log.note(f"pulling {spec.image_ref} (pull policy always)")
+        problem = self._pull_outcome(attempt)
+        if problem is not None and self._present(spec):
+            attempt.log.note(f"pull of {spec.image_ref} failed: {problem}; using the local copy")
+            log.warning("pull of %s failed (%s); using the local copy", spec.image_ref, problem)
+            return True
+        return self._pull_or_fail(attempt, problem)
+
+    def _pull_or_fail(self, attempt: Attempt, problem: str | None) -> bool:
+        """True if the pull worked; else the attempt fails (unless it already ended)."""
         if problem is None:
             return True
+        spec = attempt.spec
         if not self._stopped_before_start(attempt):
             attempt.log.note(f"pull of {spec.image_ref} failed: {problem}")
             reason = f"image not found: {spec.image_ref}"
             self._finisher.fail_start(attempt, Ending.IMAGE_NOT_FOUND, reason)
         return False
+
+    def _pull_outcome(self, attempt: Attempt) -> str | None:
+        """Pull the attempt's image within the pull timeout; why it failed, or None."""
+        try:
+            return self._pull_problem(attempt)
+        except APIError as error:
+            return explain(error)
+        except (requests.exceptions.Timeout, ReadTimeoutError):
+            return f"no answer within {self._rt.settings.pull_timeout_seconds:g} s"
+
+    def _present(self, spec: AttemptSpec) -> bool:
+        """Whether the engine has the image locally."""
+        try:
+            self._rt.engine.api().inspect_image(spec.image_ref)
+        except ImageNotFound:
+            return False
+        return True
+
+    def _from_registry(self, spec: AttemptSpec) -> bool:
+        """Whether the image is absent or came from a registry (not built or loaded here)."""
+        try:
+            return bool(self._rt.engine.api().inspect_image(spec.image_ref).get("RepoDigests"))
+        except ImageNotFound:
+            return True
 
     def _pull_problem(self, attempt: Attempt) -> str | None:
         """Why the pull failed, or None if it worked; a kill ends the wait for it at once.

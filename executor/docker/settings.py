@@ -25,6 +25,7 @@ class DockerSettings:
     kill_grace_seconds: float = 10.0
     keep_failed_containers: bool = False
     pull_timeout_seconds: float = 120.0
+    pull_interval_seconds: float = 300.0  # `always` pulls an image at most once per this
     reconcile_interval_seconds: float = 30.0
     log_batch_seconds: float = 0.5
     log_batch_lines: int = 500

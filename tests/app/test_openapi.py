@@ -42,6 +42,9 @@ CONTRACT = {
     ("post", "/api/tasks/{task_id}/fail"),
     ("get", "/_internal_/metrics"),
     ("get", "/_internal_/healthcheck"),
+    ("get", "/api/process_definitions/{name}/versions"),
+    ("get", "/api/process_definitions/{name}/versions/{version}"),
+    ("get", "/api/audit"),
 }
 METHODS = {"get", "put", "post", "delete"}
 
@@ -60,6 +63,7 @@ NOTHING_TO_NEGATE = {
     ("post", "/api/process_definitions/{name}/notifications/test"),
     ("get", "/_internal_/metrics"),
     ("get", "/_internal_/healthcheck"),
+    ("get", "/api/process_definitions/{name}/versions"),
 }
 
 MAX_EXAMPLES = 25

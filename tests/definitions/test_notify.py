@@ -14,7 +14,7 @@ from definitions import (
     PagerdutyNotification,
     WebhookNotification,
     action_for,
-    mask_secrets,
+    mask_notification_secrets,
     parse_definition,
     should_notify,
 )
@@ -122,7 +122,7 @@ def test_masking_hides_routing_keys_and_webhook_secrets_only() -> None:
             ]
         )
     )
-    email, page, hook, unsigned = mask_secrets(definition).notifications
+    email, page, hook, unsigned = mask_notification_secrets(definition).notifications
     assert email == definition.notifications[0]
     assert page.service_key == MASK and hook.secret == MASK
     assert unsigned.secret is None

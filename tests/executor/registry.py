@@ -55,6 +55,7 @@ def image_blobs(saved: bytes) -> tuple[bytes, dict[str, bytes]]:
 class _Handler(http.server.BaseHTTPRequestHandler):
     manifest: bytes = b""
     blobs: dict[str, bytes] = {}
+    asked: list[str] = []  # the path of every manifest request, in order
 
     def do_HEAD(self) -> None:
         """Headers of what GET would answer."""
@@ -84,6 +85,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/v2/":
             return b"{}", "application/json"
         if "/manifests/" in path:
+            self.asked.append(path)
             return self.manifest, MANIFEST_TYPE
         if "/blobs/" in path:
             return self.blobs.get(path.rsplit("/", 1)[1]), "application/octet-stream"
@@ -94,10 +96,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_image(saved: bytes) -> Iterator[str]:
-    """Serve the saved image on a free loopback port; yields the registry's `host:port`."""
+def serve_image(saved: bytes, asked: list[str] | None = None) -> Iterator[str]:
+    """Serve the saved image on a free loopback port; yields the registry's `host:port`.
+
+    Each manifest request's path is appended to `asked`, when given.
+    """
     manifest, blobs = image_blobs(saved)
-    handler = type("Handler", (_Handler,), {"manifest": manifest, "blobs": blobs})
+    fields = {"manifest": manifest, "blobs": blobs, "asked": [] if asked is None else asked}
+    handler = type("Handler", (_Handler,), fields)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
