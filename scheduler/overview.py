@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -26,7 +26,7 @@ from scheduler.models import (
     Task,
     db,
 )
-from scheduler.queries import RUN_VIEW_FIELDS, TASK_VIEW_FIELDS, definition_view
+from scheduler.queries import RUN_VIEW_FIELDS, TASK_VIEW_FIELDS, definition_view, run_view
 from scheduler.states import FINAL_TASK, RunStatus, wire_run_statuses
 from scheduler.views import DefinitionView, LogEntryView, RunView, TaskView
 
@@ -110,14 +110,8 @@ def run_page(
         query = query.where(Run.definition_name == definition_name)
     if statuses:
         query = query.where(Run.status.in_(sorted(wire_run_statuses(statuses))))
-    rows = list(query.offset(offset).limit(limit + 1).tuples())
-    return RunPage(tuple(_bare_run(row) for row in rows[:limit]), len(rows) > limit)
-
-
-def _bare_run(row: Sequence) -> RunView:
-    """A RunView of a row of RUN_VIEW_FIELDS, without its attempts."""
-    run_id, name, version, status, started, ended, trigger, reason = row
-    return RunView(run_id, name, version, RunStatus(status).wire, started, ended, trigger, reason)
+    rows = list(query.offset(offset).limit(limit + 1))
+    return RunPage(tuple(run_view(row, (), ()) for row in rows[:limit]), len(rows) > limit)
 
 
 def definition_summaries() -> list[DefinitionSummary]:
@@ -164,10 +158,9 @@ def recent_runs(name: str, limit: int) -> tuple[RunView, ...]:
 
 def run_detail(run_id: str) -> RunDetail:
     """The run `run_id` with its attempts, its definition and latest metadata."""
-    rows = list(Run.select(*RUN_VIEW_FIELDS, Run.definition_body).where(Run.id == run_id).tuples())
-    if not rows:
+    row = Run.select(*RUN_VIEW_FIELDS, Run.definition_body).where(Run.id == run_id).get_or_none()
+    if row is None:
         raise NotFound("process", run_id)
-    *fields, body = rows[0]
     attempts = (
         Task.select(*TASK_VIEW_FIELDS)
         .where(Task.run == run_id)
@@ -175,8 +168,10 @@ def run_detail(run_id: str) -> RunDetail:
         .tuples()
     )
     tasks = tuple(TaskView(*t) for t in attempts)
-    run = replace(_bare_run(fields), tasks=tasks)
-    return RunDetail(run, definition_from_json(body), latest_metadata([t.id for t in tasks]))
+    run = run_view(row, tasks, ())
+    return RunDetail(
+        run, definition_from_json(row.definition_body), latest_metadata([t.id for t in tasks])
+    )
 
 
 def latest_metadata(task_ids: Sequence[str]) -> dict[str, dict[str, str]]:

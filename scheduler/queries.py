@@ -281,7 +281,7 @@ def _run_views(runs: Sequence[Run]) -> list[RunView]:
     for view in _task_views(list(attempts) if runs else []):
         by_run[view.process_id].append(view)
     deliveries = _delivery_views([r.id for r in runs]) if runs else {}
-    return [_run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
+    return [run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
 
 
 def _delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
@@ -303,7 +303,7 @@ def _delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
     return by_run
 
 
-def _run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryView]) -> RunView:
+def run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryView]) -> RunView:
     """The view of one run."""
     return RunView(
         id=run.id,

@@ -174,12 +174,16 @@ def masked_environment(definition: ProcessDefinition) -> dict[str, list[tuple[st
 
 
 def masked_json(body: str) -> str:
-    """A stored definition body as indented JSON, secret-looking environment values masked."""
+    """A stored definition body as indented JSON, secret values (marked secret, or with
+    names that look secret) masked."""
     document = json.loads(body)
     for task in document.get("task_definitions", []):
         command = task.get("executable", {}).get("docker_image_command", {})
         for variable in command.get("environment_variables", []):
-            if SECRET_NAME.search(str(variable.get("variable_name", ""))):
+            secret = variable.get("secret") is True
+            if (secret or SECRET_NAME.search(str(variable.get("variable_name", "")))) and (
+                "value" in variable
+            ):
                 variable["value"] = REDACTED
     return json.dumps(document, indent=2, sort_keys=True)
 

@@ -199,3 +199,18 @@ def test_a_real_container_receives_the_opened_secret(
     assert run["status"] == "succeeded", run
     assert all(SECRET not in text for text in texts)
     assert SECRET not in caplog.text
+
+
+def test_the_console_shows_a_secret_masked_in_the_page_and_its_version_diff(
+    api: FlaskClient,
+) -> None:
+    body = with_env({"variable_name": "ENDPOINT", "value": SECRET, "secret": True})
+    assert put(api, body).status_code == 201
+    body = with_env({"variable_name": "ENDPOINT", "value": SECRET + "-new", "secret": True})
+    body["task_definitions"][0]["executable"]["docker_image_command"]["command"] = ["false"]
+    assert put(api, body).status_code == 200
+
+    page = api.get("/definitions/vault?from=1&to=2").get_data(as_text=True)
+
+    assert "ENDPOINT" in page and 'class="diff"' in page
+    assert SECRET not in page and "gAAAA" not in page  # neither the value nor its Fernet token

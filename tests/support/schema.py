@@ -13,6 +13,7 @@ from scheduler.models import SchemaVersion
 # What each migration added, newest first: (tables, (table, column) pairs, indexes).
 ADDED_BY: dict[int, tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = {
     8: ((), (("run", "created_at"),), ()),
+    6: ((), (("task", "node"),), ()),
     5: (("trigger_key",), (("run", "parameters"),), ()),
     3: (("delivery",), (), ("run_definition_name_ended_at",)),
     2: (("instance",), (("task", "instance"), ("definition", "schedule_error")), ()),
