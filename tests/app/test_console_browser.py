@@ -251,7 +251,11 @@ def test_trigger_with_parameters_then_see_them_the_output_and_the_notifications(
     assert day.get_attribute("required") is not None
     assert by_css(browser, "input[name='parameter.mode']").get_attribute("value") == "full"
     day.send_keys("2026-12-01")
-    photograph(browser, browser.current_url, "definition-parameters")
+    for scheme, width in (("dark", "phone"), ("light", "desktop")):
+        look(browser, scheme, width)
+        wide = browser.execute_script("return document.documentElement.scrollWidth > innerWidth")
+        assert not wide, f"the definition page with its trigger form scrolls sideways ({width})"
+        screenshot(browser, f"definition-parameters-{scheme}-{width}")
     day = shown(browser, "input[name='parameter.day']")
     day.clear()
     day.send_keys("2026-12-01")
@@ -263,6 +267,10 @@ def test_trigger_with_parameters_then_see_them_the_output_and_the_notifications(
     shown(browser, "#notifications td", "http://127.0.0.2:9")
     assert "instance" in by_css(browser, "#attempts td.where").text
     photograph(browser, f"{service.url}/runs/{run_id}", "run-parameters")
+    look(browser, "light", "phone")
+    wide = browser.execute_script("return document.documentElement.scrollWidth > innerWidth")
+    assert not wide, "the run page scrolls sideways on a phone"
+    look(browser, "light", "desktop")
     browser.get(service.url + "/definitions/inputs")
     press(browser, shown(browser, "button", "Send test notification"))
     failed = shown(browser, ".flash li.f-failed", "Test webhook to http://127.0.0.2:9: failed")
