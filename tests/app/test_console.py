@@ -360,6 +360,11 @@ def test_trigger_form_asks_for_parameters_and_the_run_page_shows_them_with_outpu
     assert missing.status_code == 400 and "required parameter is missing" in missing.get_data(
         as_text=True
     )
+    for bad, problem in (({"parameter.nope": "1"}, "unknown parameter"),
+                         ({"parameter.day": "x" * 100_000}, "parameters")):  # fmt: skip
+        refused = client.post("/definitions/nightly/trigger", data={**form, **bad})
+        assert refused.status_code == 400 and problem in refused.get_data(as_text=True)
+    assert client.get("/api/processes").get_json() == []  # nothing half-started
     started = client.post(
         "/definitions/nightly/trigger",
         data={**form, "task": "", "parameter.day": "2026-12-01", "parameter.mode": "delta"},
