@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
 from peewee import Expression
 
 from definitions import ProcessDefinition, definition_from_json
+from definitions.run_inputs import output_name
 from scheduler.errors import NotFound
 from scheduler.models import (
     Definition,
@@ -26,7 +27,13 @@ from scheduler.models import (
     Task,
     db,
 )
-from scheduler.queries import RUN_VIEW_FIELDS, TASK_VIEW_FIELDS, definition_view, run_view
+from scheduler.queries import (
+    RUN_VIEW_FIELDS,
+    TASK_VIEW_FIELDS,
+    definition_view,
+    delivery_views,
+    run_view,
+)
 from scheduler.states import FINAL_TASK, RunStatus, wire_run_statuses
 from scheduler.views import DefinitionView, LogEntryView, RunView, TaskView
 
@@ -66,12 +73,23 @@ class DefinitionSummary:
 
 @dataclass(frozen=True)
 class RunDetail:
-    """A run with its attempts (no entries), the definition it ran, and each attempt's
-    latest value per metadata key."""
+    """A run with its attempts (no entries) and notifications, the definition it ran, each
+    attempt's latest value per metadata key and the instance that ran it."""
 
     run: RunView
     definition: ProcessDefinition
     metadata: dict[str, dict[str, str]]
+    instances: dict[str, str | None] = field(default_factory=dict)
+
+    def outputs(self, task_id: str) -> dict[str, str]:
+        """The named outputs attempt `task_id` published (metadata `output.<name>`)."""
+        named = ((output_name(k), v) for k, v in self.metadata.get(task_id, {}).items())
+        return {name: value for name, value in named if name is not None}
+
+    def other_metadata(self, task_id: str) -> dict[str, str]:
+        """Attempt `task_id`'s metadata that publishes no output."""
+        found = self.metadata.get(task_id, {})
+        return {k: v for k, v in found.items() if output_name(k) is None}
 
 
 @dataclass(frozen=True)
@@ -157,21 +175,22 @@ def recent_runs(name: str, limit: int) -> tuple[RunView, ...]:
 
 
 def run_detail(run_id: str) -> RunDetail:
-    """The run `run_id` with its attempts, its definition and latest metadata."""
+    """The run `run_id` with its attempts, notifications, definition and latest metadata."""
     row = Run.select(*RUN_VIEW_FIELDS, Run.definition_body).where(Run.id == run_id).get_or_none()
     if row is None:
         raise NotFound("process", run_id)
-    attempts = (
-        Task.select(*TASK_VIEW_FIELDS)
+    attempts = list(
+        Task.select(*TASK_VIEW_FIELDS, Task.instance)
         .where(Task.run == run_id)
         .order_by(Task.created_at, Task.attempt)
         .tuples()
     )
-    tasks = tuple(TaskView(*t) for t in attempts)
-    run = run_view(row, tasks, ())
-    return RunDetail(
-        run, definition_from_json(row.definition_body), latest_metadata([t.id for t in tasks])
-    )
+    tasks = tuple(TaskView(*t[:-1]) for t in attempts)
+    notifications = tuple(delivery_views([run_id]).get(run_id, ()))
+    run = run_view(row, tasks, notifications)
+    metadata = latest_metadata([t.id for t in tasks])
+    instances = {t[0]: t[-1] for t in attempts}
+    return RunDetail(run, definition_from_json(row.definition_body), metadata, instances)
 
 
 def latest_metadata(task_ids: Sequence[str]) -> dict[str, dict[str, str]]:

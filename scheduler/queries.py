@@ -280,11 +280,11 @@ def _run_views(runs: Sequence[Run]) -> list[RunView]:
     by_run: dict[str, list[TaskView]] = defaultdict(list)
     for view in _task_views(list(attempts) if runs else []):
         by_run[view.process_id].append(view)
-    deliveries = _delivery_views([r.id for r in runs]) if runs else {}
+    deliveries = delivery_views([r.id for r in runs]) if runs else {}
     return [run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
 
 
-def _delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
+def delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
     """The notifications of runs `run_ids`, by run, oldest first."""
     rows = (
         Delivery.select()

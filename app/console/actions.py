@@ -7,7 +7,10 @@ from flask import Response, flash, g, redirect, request, url_for
 
 from app.console.blueprint import bp
 from app.http import name_param, uuid_param
+from app.process_definitions import TRIGGER_BODY
 from app.state import scheduler
+
+PARAMETER_FIELD = "parameter."  # form fields `parameter.<name>` carry the run's parameters
 
 
 def actor() -> str:
@@ -17,11 +20,35 @@ def actor() -> str:
 
 @bp.post("/definitions/<name>/trigger")
 def trigger(name: str) -> Response:
-    """Start a run of the whole definition, or of one task."""
+    """Start a run of the whole definition, or of one task, with the parameters filled in."""
     task = request.form.get("task") or None
-    run_id = scheduler().trigger(name_param(name), task_name=task, actor=actor())
+    parameters = TRIGGER_BODY.load({"parameters": given_parameters()})["parameters"]
+    run_id = scheduler().trigger(
+        name_param(name), task_name=task, actor=actor(), parameters=parameters
+    )
     flash(f"Started run {run_id}" + (f" of task {task}." if task else "."))
     return redirect(url_for("console.run", run_id=run_id))
+
+
+def given_parameters() -> dict[str, str]:
+    """The parameter values of the trigger form, by parameter name."""
+    return {
+        key.removeprefix(PARAMETER_FIELD): value
+        for key, value in request.form.items()
+        if key.startswith(PARAMETER_FIELD)
+    }
+
+
+@bp.post("/definitions/<name>/notifications/test")
+def test_notifications(name: str) -> Response:
+    """Send a marked test message through each of the definition's notifications."""
+    results = scheduler().test_notifications(name_param(name), actor=actor())
+    for result in results:
+        outcome = "sent" if result.state == "sent" else f"failed: {result.last_error}"
+        flash(f"Test {result.kind} to {result.target}: {outcome}", result.state)
+    if not results:
+        flash(f"{name} has no notifications to test.")
+    return redirect(url_for("console.definition", name=name, _anchor="notifications"))
 
 
 @bp.post("/definitions/<name>/pause")

@@ -13,10 +13,13 @@ from app.console.blueprint import bp
 from app.console.present import (
     ICONS,
     command_text,
+    container_options,
     definition_zone,
     duration,
+    fire_lag,
     history_svg,
     masked_environment,
+    notification_rows,
     run_states,
     seconds_text,
     status_badge,
@@ -51,6 +54,7 @@ def helpers() -> dict[str, object]:
         "zone_of": definition_zone,
         "status": status_badge,
         "history": history_svg,
+        "fire_lag": fire_lag,
     }
 
 
@@ -106,7 +110,8 @@ def definitions() -> str:
 
 @bp.get("/definitions/<name>")
 def definition(name: str) -> str:
-    """One definition: its DAG, tasks, runs and versions (with a diff between two)."""
+    """One definition: its DAG, tasks, parameters, notifications, runs and versions (with a
+    diff between two)."""
     view = queries.get_definition(name_param(name))
     versions = overview.versions(name)
     numbers = [v.version for v in versions]
@@ -125,6 +130,11 @@ def definition(name: str) -> str:
             t.task_definition_name: command_text(view.definition, t.task_definition_name)
             for t in view.definition.task_definitions
         },
+        options={
+            t.task_definition_name: container_options(t.executable)
+            for t in view.definition.task_definitions
+        },
+        notifications=notification_rows(view.definition),
         recent=overview.recent_runs(name, 20),
         versions=versions,
         diff=diff,

@@ -1,5 +1,6 @@
 """Values the console's templates show: statuses with icons, durations, times, DAG pictures,
-masked environments and version diffs. Pure functions of views."""
+masked environments and notifications, container options and version diffs. Pure functions
+of views."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from definitions import ProcessDefinition
+from definitions import (
+    DockerImageCommand,
+    Notification,
+    ProcessDefinition,
+    mask_notification_secrets,
+)
 from definitions.layout import Box, Layout, layout
 from executor.base import REDACTED, SECRET_NAME
+from scheduler.notify.deliver import kind_of, target_of
 from scheduler.overview import RecentRun, RunDetail
-from scheduler.views import TaskView
+from scheduler.views import RunView, TaskView
 
 # Each status with a sign, so colour is never the only cue.
 ICONS = {
@@ -203,5 +210,62 @@ def version_diff(old: str, new: str, old_label: str, new_label: str) -> list[str
 
 def command_text(definition: ProcessDefinition, task_name: str) -> str:
     """A task's command as one shell-like line."""
-    parts = definition.task(task_name).executable.command
+    return shell_line(definition.task(task_name).executable.command)
+
+
+def shell_line(parts: Sequence[str]) -> str:
+    """Words as one shell-like line, quoting those with spaces and empty ones."""
     return " ".join(json.dumps(part) if " " in part or not part else part for part in parts)
+
+
+def container_options(command: DockerImageCommand) -> list[tuple[str, str]]:
+    """The container options a task sets, as (option, value) pairs; empty if none."""
+    mounts = [
+        f"{m.type} {m.source} → {m.target}{' (read-only)' if m.read_only else ''}"
+        for m in command.mounts
+    ]
+    options = [
+        *(("mount", mount) for mount in mounts),
+        ("user", command.user or ""),
+        ("working_dir", command.working_dir or ""),
+        ("entrypoint", "" if command.entrypoint is None else shell_line(command.entrypoint)),
+        ("network", command.network or ""),
+        ("read_only", "yes" if command.read_only else ""),
+        ("cap_drop", ", ".join(command.cap_drop)),
+        ("shm_size", f"{command.shm_size} MiB" if command.shm_size else ""),
+        *(("label", f"{key}={value}") for key, value in sorted(command.labels.items())),
+    ]
+    return [(option, value) for option, value in options if value]
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """A notification of a definition as its page lists it (no secret in it)."""
+
+    kind: str
+    target: str
+    when: str
+
+
+def notification_rows(definition: ProcessDefinition) -> list[NotificationRow]:
+    """The definition's notifications, secrets masked: kind, where to, and when they send."""
+    return [
+        NotificationRow(kind_of(n), target_of(n), _sends_when(n))
+        for n in mask_notification_secrets(definition).notifications
+    ]
+
+
+def _sends_when(notification: Notification) -> str:
+    """A notification's `notify_when`, or when a PagerDuty one pages."""
+    when = getattr(notification, "notify_when", None)
+    if when is not None:
+        return when
+    count = getattr(notification, "num_consecutive_failures", 1)
+    return f"after {count} failed run{'s' if count != 1 else ''} in a row"
+
+
+def fire_lag(run: RunView) -> str:
+    """How long after its fire time a scheduled run was created; empty for other runs."""
+    if run.due_at is None or run.created_at is None:
+        return ""
+    return seconds_text(max(0.0, (run.created_at - run.due_at).total_seconds()))

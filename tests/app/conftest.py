@@ -136,6 +136,11 @@ def trigger(client: FlaskClient) -> Callable[..., str]:
 def drive(app: Flask) -> Callable[[], None]:
     """Run the scheduler by hand until nothing moves: the fake executor ends each attempt
     as its script says (exit 0 unless scripted otherwise via `fake(app)`)."""
+    return driver(app)
+
+
+def driver(app: Flask) -> Callable[[], None]:
+    """What `drive` does, for any app."""
     state = gnomon_of(app)
     scheduler = state.scheduler
     scheduler.executor.open(scheduler.engine)

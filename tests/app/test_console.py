@@ -1,10 +1,12 @@
-"""The web console through Flask's test client: pages, sign-in, CSRF, masking, headers."""
+"""The web console through Flask's test client: pages, sign-in, CSRF, masking, headers,
+parameters, outputs, notifications, where attempts ran and fire lag."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +16,13 @@ from werkzeug.test import TestResponse
 
 from app.auth import Scope, entry
 from executor.fake import Script
+from scheduler.models import Definition as DefinitionRow
+from scheduler.models import Task
 from scheduler.service import utc_now
 from scheduler.views import NewMetadataEntry
-from tests.app.conftest import Definition, fake, gnomon_of
+from tests.app.conftest import Definition, driver, fake, gnomon_of
+from tests.support.receivers import Recorder
+from tests.support.receivers import receiver as receiver  # a fixture, shared
 
 READ_TOKEN, WRITE_TOKEN = "read-token-of-the-console-tests", "write-token-of-the-console-tests"
 TOKENS = f"{entry('viewer', Scope.READ, READ_TOKEN)},{entry('operator', Scope.WRITE, WRITE_TOKEN)}"
@@ -308,3 +314,164 @@ def test_trigger_one_task_and_see_the_latest_metadata_on_the_run_page(
 def app_scheduler(app: Flask) -> Any:
     """The scheduler of `app`, to store entries as a task's callbacks would."""
     return gnomon_of(app).scheduler
+
+
+# ---------------------------------------------------------------- newer features
+
+
+PARAMETERS = [
+    {"name": "day", "required": True, "description": "the day to load"},
+    {"name": "mode", "default": "full"},
+]
+OPTIONS = {
+    "user": "1000:1000",
+    "working_dir": "/work",
+    "entrypoint": ["/bin/sh", "-c"],
+    "network": "none",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "shm_size": 64,
+    "labels": {"team": "data"},
+    "mounts": [{"type": "volume", "source": "cache", "target": "/cache"}],
+}
+
+
+def test_trigger_form_asks_for_parameters_and_the_run_page_shows_them_with_outputs(
+    app: Flask, client: FlaskClient, make_definition: Callable[..., Definition],
+    drive: Callable[[], None],
+) -> None:  # fmt: skip
+    body = make_definition(parameters=PARAMETERS, schedule=None)
+    body["task_definitions"][0]["executable"]["docker_image_command"].update(OPTIONS)
+    saved = client.put("/api/process_definitions/nightly", json=body)
+    assert saved.status_code == 201, saved.get_json()
+    fake(app).script("extract", Script(duration_seconds=None))  # keeps the run going
+    page = client.get("/definitions/nightly").get_data(as_text=True)
+    assert re.search(r'name="parameter\.day" value=""\s+required', page)
+    assert re.search(r'name="parameter\.mode" value="full"(?![^>]*required)[^>]*>', page)
+    assert '<th scope="row" class="mono">day</th>' in page and "the day to load" in page
+    options = page[page.index('id="container-options"') :]
+    for shown in ("1000:1000", "/work", "/bin/sh -c", "none", "ALL", "64 MiB", "team=data",
+                  "volume cache → /cache (read-only)"):  # fmt: skip
+        assert f'<td class="mono">{shown}</td>' in options, shown
+    listed = client.get("/definitions").get_data(as_text=True)
+    assert 'href="/definitions/nightly?trigger=1#trigger">Trigger…</a>' in listed
+    form = {"csrf_token": csrf_of(client.get("/definitions/nightly"))}
+    missing = client.post("/definitions/nightly/trigger", data={**form, "task": ""})
+    assert missing.status_code == 400 and "required parameter is missing" in missing.get_data(
+        as_text=True
+    )
+    for bad, problem in (({"parameter.nope": "1"}, "unknown parameter"),
+                         ({"parameter.day": "x" * 100_000}, "parameters")):  # fmt: skip
+        refused = client.post("/definitions/nightly/trigger", data={**form, **bad})
+        assert refused.status_code == 400 and problem in refused.get_data(as_text=True)
+    assert client.get("/api/processes").get_json() == []  # nothing half-started
+    started = client.post(
+        "/definitions/nightly/trigger",
+        data={**form, "task": "", "parameter.day": "2026-12-01", "parameter.mode": "delta"},
+    )
+    assert started.status_code == 302
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/api/processes/{run_id}").get_json()["parameters"] == {
+        "day": "2026-12-01", "mode": "delta"}  # fmt: skip
+    drive()
+    task_id = client.get(f"/api/processes/{run_id}").get_json()["task"][0]["task_id"]
+    with gnomon_of(app).database.connection_context():
+        entries = [("output.rows", "41"), ("output.rows", "42"), ("note", "kept")]
+        app_scheduler(app).add_metadata(
+            task_id, [NewMetadataEntry(str(uuid.uuid4()), utc_now(), k, v) for k, v in entries]
+        )
+        Task.update(node="swarm-node-7").where(Task.id == task_id).execute()
+        instance = Task.get_by_id(task_id).instance
+    assert instance  # the instance that started the attempt
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert re.search(r'<dt class="mono">day</dt><dd class="mono">2026-12-01</dd>', page)
+    assert '<td class="mono outputs"><div>rows=42</div></td>' in page
+    assert "<div>note=kept</div>" in page and "output.rows" not in page
+    assert 'node <span class="mono">swarm-node-7</span>' in page
+    assert f'instance <span class="mono">{instance}</span>' in page
+    assert 'id="fire-lag"' not in page  # a manual run was due at no time
+
+
+def test_a_scheduled_run_shows_its_fire_lag(
+    app: Flask, client: FlaskClient, put_definition: Callable[..., Definition]
+) -> None:
+    every_minute = {"minutes": "*", "hours": "*", "day_of_month": "*", "month": "*",
+                    "day_of_week": "?", "time_zone": "UTC"}  # fmt: skip
+    put_definition(schedule={"cron_schedule": every_minute})
+    due = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=2)  # ahead of clock
+    scheduler = gnomon_of(app).scheduler
+    scheduler.executor.open(scheduler.engine)
+    with gnomon_of(app).database.connection_context():
+        DefinitionRow.update(next_fire_at=due).where(DefinitionRow.name == "nightly").execute()
+        scheduler.engine.tick(due + timedelta(seconds=42))
+    [run] = client.get("/api/processes").get_json()
+    page = client.get(f"/runs/{run['process_id']}").get_data(as_text=True)
+    lag = re.search(r'<p class="muted" id="fire-lag">(.*?)</p>', page)
+    assert lag, "no fire lag on a scheduled run's page"
+    assert lag.group(1) == (
+        f"Due {due:%Y-%m-%d %H:%M:%S}Z · created {due + timedelta(seconds=42):%Y-%m-%d %H:%M:%S}Z"
+        " · fire lag <strong>42 s</strong>"
+    )
+
+
+ROUTING_KEY = "R0UT1NGKEY-of-the-console-tests"
+WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+
+
+@pytest.fixture
+def notifying(make_app: Callable[..., Flask]) -> Flask:
+    """An app that may send notifications to loopback 127.0.0.1 (the recorder)."""
+    return make_app(NOTIFY_ALLOWED_NETWORKS="127.0.0.1", NOTIFY_TIMEOUT_SECONDS=2)
+
+
+def test_notifications_masked_tested_from_the_definition_page_and_listed_on_the_run_page(
+    notifying: Flask, make_definition: Callable[..., Definition], receiver: Recorder
+) -> None:
+    app, client = notifying, notifying.test_client()
+    notifications = [
+        {"pagerduty": {"service_key": ROUTING_KEY, "api_url": receiver.url,
+                       "num_consecutive_failures": 2}},
+        {"webhook": {"url": receiver.url + "/hook/path-token", "notify_when": "always",
+                     "secret": WEBHOOK_SECRET}},
+        {"webhook": {"url": "http://127.0.0.2:9/nowhere", "notify_when": "on_failure"}},
+    ]  # fmt: skip
+    body = make_definition(notifications=notifications)
+    assert client.put("/api/process_definitions/nightly", json=body).status_code == 201
+    page = client.get("/definitions/nightly").get_data(as_text=True)
+    assert ROUTING_KEY not in page and WEBHOOK_SECRET not in page and "path-token" not in page
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"mono\">([^<]*)</td><td>([^<]*)</td></tr>",
+                      page)  # fmt: skip
+    assert rows == [
+        ("pagerduty", receiver.url, "after 2 failed runs in a row"),
+        ("webhook", receiver.url, "always"),
+        ("webhook", "http://127.0.0.2:9", "on_failure"),
+    ]
+    assert 'action="/definitions/nightly/notifications/test"' in page
+    forged = client.post("/definitions/nightly/notifications/test", data={"csrf_token": "x"})
+    assert forged.status_code == 403 and receiver.received == []
+    tested = client.post(
+        "/definitions/nightly/notifications/test",
+        data={"csrf_token": csrf_of(client.get("/definitions/nightly"))},
+        follow_redirects=True,
+    )
+    text = tested.get_data(as_text=True)
+    assert tested.status_code == 200 and ROUTING_KEY not in text
+    assert f'<li class="f-sent">Test webhook to {receiver.url}: sent</li>' in text
+    assert re.search(
+        r'<li class="f-failed">Test webhook to http://127.0.0.2:9: failed: refused: 127.0.0.2', text
+    )
+    assert len(receiver.received) == 3  # PagerDuty trigger and resolve, the webhook
+    fake(app).script("load", Script(exit_code=1))
+    form = {"csrf_token": csrf_of(client.get("/definitions/nightly"))}
+    started = client.post("/definitions/nightly/trigger", data=form)
+    run_id = started.headers["Location"].rsplit("/", 1)[1]
+    driver(app)()
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    table = page[page.index('id="notifications"') : page.index("<h2>Attempts</h2>")]
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row)[:5]
+             for row in re.findall(r'<tr class="d-\w+">(.*?)</tr>', table)]  # fmt: skip
+    assert cells == [
+        ["webhook", receiver.url, "notify", "pending", "0"],
+        ["webhook", "http://127.0.0.2:9", "notify", "pending", "0"],
+    ]  # PagerDuty waits for a second failure in a row
+    assert re.search(r'<td class="time">\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ</td>', table)

@@ -1,5 +1,6 @@
 """The console in a real browser (headless Chromium) against a live `gnomon serve` running
-real containers: trigger, watch, live logs, kill, retry, pause and resume; tokens and CSRF.
+real containers: trigger (with parameters), watch, live logs, outputs, kill, retry, pause and
+resume, test notifications; tokens and CSRF.
 
 One browser and one service per module keep this to about a minute. Every page is
 photographed in light and dark, at desktop and phone width (see tests/support/browser.py).
@@ -24,6 +25,7 @@ from tests.support.live import LiveService, live_service, wait_for
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 IMAGE = "gnomon-test/busybox"
+HELPER = Path(__file__).resolve().parents[2] / "app" / "helpers" / "gnomon-task"
 READ_TOKEN, WRITE_TOKEN = "browser-read-token-0123456789", "browser-write-token-0123456789"
 TOKENS = f"{entry('watcher', Scope.READ, READ_TOKEN)},{entry('operator', Scope.WRITE, WRITE_TOKEN)}"
 WAIT = 30  # seconds: a container start on a busy machine
@@ -225,6 +227,54 @@ def test_pause_and_resume_from_the_definition_page(browser: Any, service: LiveSe
     press(browser, shown(browser, "button", "Resume"))
     wait_for(lambda: not all_css(browser, "h1 .badge"), WAIT, "the paused badge to go")
     assert service.api("GET", "/api/process_definitions/hello").json()["paused"] is False
+
+
+def test_trigger_with_parameters_then_see_them_the_output_and_the_notifications(
+    browser: Any, service: LiveService
+) -> None:
+    script = ('printf "%s" "$HELPER" > /tmp/gnomon-task && chmod +x /tmp/gnomon-task'
+              ' && /tmp/gnomon-task metadata output.day "$GNOMON_PARAM_DAY in $PWD"')  # fmt: skip
+    helper = {"variable_name": "HELPER", "value": HELPER.read_text(encoding="utf-8")}
+    load = task("load", script)
+    load["executable"]["docker_image_command"].update(
+        environment_variables=[helper], working_dir="/tmp", labels={"team": "data"}
+    )
+    service.put_definition(definition(
+        "inputs", load, schedule=None,
+        parameters=[{"name": "day", "required": True, "description": "the day to load"},
+                    {"name": "mode", "default": "full"}],
+        notifications=[{"webhook": {"url": "http://127.0.0.2:9/hook", "notify_when": "always"}}],
+    ))  # fmt: skip
+    browser.get(service.url + "/definitions")
+    shown(browser, 'tr[data-name="inputs"] a.btn', "Trigger…").click()
+    day = shown(browser, "details#trigger[open] input[name='parameter.day']")
+    assert day.get_attribute("required") is not None
+    assert by_css(browser, "input[name='parameter.mode']").get_attribute("value") == "full"
+    day.send_keys("2026-12-01")
+    for scheme, width in (("dark", "phone"), ("light", "desktop")):
+        look(browser, scheme, width)
+        wide = browser.execute_script("return document.documentElement.scrollWidth > innerWidth")
+        assert not wide, f"the definition page with its trigger form scrolls sideways ({width})"
+        screenshot(browser, f"definition-parameters-{scheme}-{width}")
+    day = shown(browser, "input[name='parameter.day']")
+    day.clear()
+    day.send_keys("2026-12-01")
+    press(browser, by_css(browser, "details#trigger button[type=submit]"))
+    shown(browser, "#run-parameters", "2026-12-01")
+    run_id = run_id_of(browser)
+    shown(browser, "td.outputs", "day=2026-12-01 in /tmp")  # from the container, live
+    assert service.wait_run(run_id)["parameters"] == {"day": "2026-12-01", "mode": "full"}
+    shown(browser, "#notifications td", "http://127.0.0.2:9")
+    assert "instance" in by_css(browser, "#attempts td.where").text
+    photograph(browser, f"{service.url}/runs/{run_id}", "run-parameters")
+    look(browser, "light", "phone")
+    wide = browser.execute_script("return document.documentElement.scrollWidth > innerWidth")
+    assert not wide, "the run page scrolls sideways on a phone"
+    look(browser, "light", "desktop")
+    browser.get(service.url + "/definitions/inputs")
+    press(browser, shown(browser, "button", "Send test notification"))
+    failed = shown(browser, ".flash li.f-failed", "Test webhook to http://127.0.0.2:9: failed")
+    assert "refused" in failed.text
 
 
 def test_every_page_photographed_light_and_dark_desktop_and_phone(

@@ -21,12 +21,15 @@ from app.cli import guard_exposure
 from tests.support.postgres import free_port
 
 
-def start(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    """Start `gnomon serve` on loopback with the fake executor."""
+def start(
+    tmp_path: Path, port: int, *args: str, instance: str = "default"
+) -> subprocess.Popen[str]:
+    """Start `gnomon serve` on loopback with the fake executor, as instance `instance`."""
     env = {
         **os.environ,
         "GNOMON_EXECUTOR": "fake",
         "GNOMON_TICK_SECONDS": "0.2",
+        "GNOMON_INSTANCE": instance,
     }
     command = [sys.executable, "-c", "from app.cli import main; main()", "serve"]
     return subprocess.Popen(

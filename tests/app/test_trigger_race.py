@@ -33,7 +33,7 @@ def two_servers(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[lis
     ports = [free_port(), free_port()]
     try:
         for port in ports:  # one after the other: the first creates the schema
-            processes.append(start(tmp_path, port, "--database-url", url))
+            processes.append(start(tmp_path, port, "--database-url", url, instance=f"race{port}"))
             wait_healthy(port, processes[-1])
         yield [f"http://127.0.0.1:{port}" for port in ports]
     finally:
