@@ -88,6 +88,13 @@ def quick_definitions(tiny: bool) -> list[Figure]:
     return definitions.measure(100, 0, 1) if tiny else definitions.measure(1000, 100, 5)
 
 
+def quick_output(tiny: bool) -> list[Figure]:
+    """bench.executor_output: 8 MiB of 100-byte lines stored, against the bare SDK."""
+    from bench.executor_output import measure
+
+    return measure(2000 if tiny else 83_887)
+
+
 def quick_load(tiny: bool) -> list[Figure]:
     """bench.load: 50 readers, 20 followers and 16 talking containers for 20 s."""
     from bench.load import measure
@@ -101,6 +108,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "history": history,
     "executor_overhead": executor_overhead,
     "scheduler_latency": scheduler_latency,
+    "executor_output": quick_output,
     "load": quick_load,
 }
 

@@ -23,6 +23,7 @@ from peewee import Database, Model, PostgresqlDatabase
 from psycopg2.extras import execute_values
 
 from scheduler.database import migrate, open_database
+from scheduler.engine import LOG_ENTRY_FIELDS
 from scheduler.models import Definition, DefinitionVersion, LogEntry, Run, Task
 
 EPOCH = datetime(2024, 1, 1)  # naive UTC, as stored
@@ -191,14 +192,6 @@ TASK_FIELDS = (
     Task.ended_at,
     Task.exit_code,
 )
-LOG_FIELDS = (
-    LogEntry.id,
-    LogEntry.task,
-    LogEntry.when,
-    LogEntry.source,
-    LogEntry.message,
-    LogEntry.seq,
-)
 DEFINITION_FIELDS = (
     Definition.name,
     Definition.version,
@@ -252,7 +245,7 @@ def load(db: Database, size: Size, chunk_runs: int = 2_000, progress: bool = Fal
         with db.atomic():
             insert(db, Run, RUN_FIELDS, runs)
             insert(db, Task, TASK_FIELDS, tasks)
-            insert(db, LogEntry, LOG_FIELDS, logs)
+            insert(db, LogEntry, LOG_ENTRY_FIELDS, logs)
         counts = [counts[0] + len(runs), counts[1] + len(tasks), counts[2] + len(logs)]
         run_ids.extend(run[0] for run in runs[:: max(1, len(runs) // 50)])
         if progress:

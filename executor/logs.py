@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from executor.base import LogLine
 
 LINE_CHUNK_BYTES = 64 * 1024  # a longer line is stored as several lines of this size
+BATCH_BYTES = 2 * 1024 * 1024  # a batch is delivered once its lines hold this many bytes
 STREAM_SOURCES = {1: "stdout", 2: "stderr"}  # the engine's frame header stream ids
 GNOMON_SOURCE = "gnomon"
 
@@ -232,6 +233,7 @@ class AttemptLog:
         self._lock = threading.Lock()
         self._splitters: dict[str, LineSplitter] = {}
         self._batch: list[LogLine] = []
+        self._batch_bytes = 0
         self._stored = 0
         self.truncated = False
 
@@ -284,13 +286,14 @@ class AttemptLog:
             )
             return
         self._stored += len(line)
+        self._batch_bytes += len(line)
         self._batch.append(LogLine(when, source, line.decode("utf-8", "replace")))
-        if len(self._batch) >= self._batch_lines:
+        if len(self._batch) >= self._batch_lines or self._batch_bytes >= BATCH_BYTES:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
         if self._batch:
-            batch, self._batch = self._batch, []
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
             self._deliver(batch)
 
 

@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from definitions.run_inputs import ancestors, input_environment, parameter_envir
 from executor import AttemptSpec, Ending, EngineUnavailable, Executor, InFlight, LogLine, Outcome
 from executor.container_options import ContainerOptions, MountSpec, options_problem
 from scheduler import instances, queries, runs
+from scheduler.bulk import batch_ids, insert_ignoring
 from scheduler.metrics import SchedulerMetrics, trigger_kind
 from scheduler.models import Definition, LogEntry, Run, Task
 from scheduler.retention import RetentionSettings
@@ -37,6 +37,15 @@ from scheduler.tx import recovering_connection, recovers_connection, write_trans
 log = logging.getLogger(__name__)
 
 OUTPUT_SOURCES = ("stdout", "stderr")
+# a log entry row's columns, in the order its values are given to insert_ignoring
+LOG_ENTRY_FIELDS = (
+    LogEntry.id,
+    LogEntry.task,
+    LogEntry.when,
+    LogEntry.source,
+    LogEntry.message,
+    LogEntry.seq,
+)
 
 
 @dataclass(frozen=True)
@@ -324,20 +333,14 @@ class Engine:
     @recovers_connection
     def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
         """Store a batch of container output."""
+        seq = self._seq
         rows = [
-            {
-                "id": str(uuid.uuid4()),
-                "task": task_id,
-                "when": line.when,
-                "source": line.source,
-                "message": line.message,
-                "seq": next(self._seq),
-            }
-            for line in lines
+            (row_id, task_id, line.when, line.source, line.message, next(seq))
+            for row_id, line in zip(batch_ids(len(lines)), lines, strict=True)
         ]
         if rows:
             with write_transaction():
-                LogEntry.insert_many(rows).execute()
+                insert_ignoring(LOG_ENTRY_FIELDS, rows)
 
     @recovers_connection
     def attempt_waiting(self, task_id: str, reason: str) -> None:

@@ -15,11 +15,11 @@ from executor import Executor
 from executor.container_options import options_problem
 from scheduler import catalog, idempotency, queries, retention, runs
 from scheduler.bulk import insert_ignoring
-from scheduler.engine import Engine, SchedulerSettings, container_options
+from scheduler.engine import LOG_ENTRY_FIELDS, Engine, SchedulerSettings, container_options
 from scheduler.errors import NotFound
 from scheduler.loop import Loop
 from scheduler.metrics import SchedulerMetrics
-from scheduler.models import LogEntry, MetadataEntry, db
+from scheduler.models import MetadataEntry, db
 from scheduler.notify.metrics import NotifyMetrics
 from scheduler.notify.sender import Sender, TestResult
 from scheduler.notify.settings import NotifySettings
@@ -223,16 +223,8 @@ class Scheduler:
 
     def add_log_entries(self, task_id: str, entries: Sequence[NewLogEntry]) -> None:
         """Store log entries a task reported; an entry id already stored is ignored."""
-        fields = (
-            LogEntry.id,
-            LogEntry.task,
-            LogEntry.when,
-            LogEntry.source,
-            LogEntry.message,
-            LogEntry.seq,
-        )
         rows = [(e.id, task_id, e.when, e.source, e.message, 0) for e in entries]
-        self._insert_entries(task_id, fields, rows)
+        self._insert_entries(task_id, LOG_ENTRY_FIELDS, rows)
 
     def add_metadata(self, task_id: str, entries: Sequence[NewMetadataEntry]) -> None:
         """Store metadata a task reported; an entry id already stored is ignored."""

@@ -28,7 +28,7 @@ class DockerSettings:
     pull_interval_seconds: float = 300.0  # `always` pulls an image at most once per this
     reconcile_interval_seconds: float = 30.0
     log_batch_seconds: float = 0.5
-    log_batch_lines: int = 500
+    log_batch_lines: int = 5000
     http_pool_size: int = 64  # log streams + the event stream + calls share it
     worker_threads: int = 8
     api_timeout_seconds: float = 30.0

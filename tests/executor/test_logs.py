@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from executor.base import LogLine
 from executor.logs import (
+    BATCH_BYTES,
     LINE_CHUNK_BYTES,
     AttemptLog,
     EntryLedger,
@@ -113,6 +114,16 @@ def test_batches_by_size_and_skips_lines_already_stored() -> None:
         ["2", "3"],
         ["4", "tail"],
     ]
+
+
+def test_batches_are_delivered_once_they_hold_batch_bytes() -> None:
+    got = Batches()
+    log = AttemptLog(got, lambda: T0, cap_bytes=4 * BATCH_BYTES, batch_lines=10_000)
+    lines_a_batch = BATCH_BYTES // LINE_CHUNK_BYTES
+    for _ in range(2 * lines_a_batch + 1):
+        log.feed("stdout", T0, b"x" * LINE_CHUNK_BYTES + b"\n")
+    log.flush()
+    assert [len(batch) for batch in got.batches] == [lines_a_batch, lines_a_batch, 1]
 
 
 def test_tar_members_stream_file_contents() -> None:
