@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from executor.base import InFlight
+from executor.connection import ENGINE_GONE
 from executor.docker.creation import Launcher
-from executor.docker.engine import ENGINE_GONE, engine_time
+from executor.docker.engine import engine_time
 from executor.docker.finishing import Finisher
 from executor.docker.runtime import Runtime
 from executor.docker.settings import LABEL_INSTANCE, LABEL_TASK_ID

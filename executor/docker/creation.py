@@ -19,9 +19,10 @@ from docker.errors import APIError, ImageNotFound
 from urllib3.exceptions import ReadTimeoutError
 
 from executor.base import AttemptSpec, Ending
+from executor.connection import ENGINE_GONE, UNREACHABLE, explain
 from executor.container_options import docker_arguments
 from executor.docker.attempts import Attempt
-from executor.docker.engine import ENGINE_GONE, UNREACHABLE, explain, pull_messages
+from executor.docker.engine import pull_messages
 from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from executor.connection import ENGINE_GONE
 from executor.docker.attempts import Exit, Phase
-from executor.docker.engine import ENGINE_GONE
 from executor.docker.finishing import Finisher
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
