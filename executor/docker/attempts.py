@@ -3,6 +3,9 @@
 Start workers, log readers, the event follower, reconciliation, kills and
 finalisers all look at the same attempts: every change of phase, kill request
 or end goes through `Attempts`, under its lock, so each happens exactly once.
+So do the fields one thread writes and another reads (the exit its die event
+gave, the reader thread and the handle that cuts its stream short, the deadline
+timer): each is read and written only through `Attempts`, never directly.
 """
 
 from __future__ import annotations
@@ -65,7 +68,11 @@ class Phase(enum.Enum):
 
 @dataclass(eq=False)
 class Attempt(Tracked):
-    """One attempt. Fields below `log` change only through `Attempts` or on one thread."""
+    """One attempt. Fields below `log` are read and written only under `Attempts.lock`.
+
+    (`reader_broken` and `ledger` excepted: only the attempt's one reader thread, or
+    the finaliser once that thread has ended, touch them.)
+    """
 
     phase: Phase = Phase.STARTING
     container_id: str | None = None
@@ -74,7 +81,7 @@ class Attempt(Tracked):
     kill_ending: Ending | None = None
     exited_early: bool = False  # its die event came before it was marked running
     exit: Exit | None = None  # what its die event said
-    reader: threading.Thread | None = None  # owned by the output reader
+    reader: threading.Thread | None = None  # follows its output live
     reader_broken: bool = False  # its log stream broke before the output ended
     close_stream: Callable[[], None] | None = None  # cuts the live log stream short
     ledger: EntryLedger = field(default_factory=EntryLedger)  # output entries already read
@@ -103,9 +110,12 @@ class Attempts(Tracking[Attempt]):
             interrupt()
         return attempt if running else None
 
-    def claim_exit(self, attempt: Attempt) -> bool:
-        """The container exited: True exactly once, for the caller that must finalise it."""
+    def claim_exit(self, attempt: Attempt, exit_: Exit | None = None) -> bool:
+        """The container exited (`exit_` if its die event said how): True exactly once,
+        for the caller that must finalise it."""
         with self.lock:
+            if exit_ is not None:
+                attempt.exit = exit_
             if attempt.phase == Phase.STARTING:
                 attempt.exited_early = True
                 return False
@@ -126,6 +136,39 @@ class Attempts(Tracking[Attempt]):
         with self.lock:
             attempt.phase = Phase.RUNNING
 
+    def exit_of(self, attempt: Attempt) -> Exit | None:
+        """How its die event said the container ended, if one was seen."""
+        with self.lock:
+            return attempt.exit
+
+    def set_deadline(self, attempt: Attempt, deadline: TimerHandle) -> None:
+        """Remember the timer that enforces `max_runtime_seconds`."""
+        with self.lock:
+            attempt.deadline = deadline
+
+    def cancel_deadline(self, attempt: Attempt) -> None:
+        """The attempt is finishing: its deadline no longer applies."""
+        with self.lock:
+            deadline, attempt.deadline = attempt.deadline, None
+        if deadline is not None:
+            deadline.cancel()
+
+    def set_reader(self, attempt: Attempt, reader: threading.Thread) -> None:
+        """Remember the thread following the container's output."""
+        with self.lock:
+            attempt.reader = reader
+
+    def set_stream(self, attempt: Attempt, close: Callable[[], None]) -> None:
+        """Remember how to cut the log stream being read short."""
+        with self.lock:
+            attempt.close_stream = close
+
+    def reading(self, attempt: Attempt) -> tuple[threading.Thread | None, Callable[[], None]]:
+        """The output reader thread, and a call that cuts its current stream short."""
+        with self.lock:
+            reader, close = attempt.reader, attempt.close_stream
+        return reader, close or _nothing
+
     def add_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> bool:
         """Register a way to cut a blocking start step short; False if a kill came already."""
         with self.lock:
@@ -138,3 +181,7 @@ class Attempts(Tracking[Attempt]):
         """The blocking step is over."""
         with self.lock:
             attempt.interrupters.remove(interrupt)
+
+
+def _nothing() -> None:
+    """No stream to cut short."""

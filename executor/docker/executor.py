@@ -39,7 +39,7 @@ class DockerExecutor:
             rt, self._finisher, self._output, lambda: rt.chore(self._adopter.retry)
         )
         self._flusher = Periodic(
-            "gnomon-executor-flush", settings.log_batch_seconds, self._output.flush_all
+            "gnomon-executor-flush", settings.log_batch_seconds, rt.attempts.flush_logs
         )
         self._opened = False
 

@@ -106,5 +106,4 @@ class ExitWatcher:
         task_id = event.get("Actor", {}).get("Attributes", {}).get(LABEL_TASK_ID)
         attempt = self._rt.attempts.get(task_id)
         if attempt is not None and attempt.container_id == event.get("id"):
-            attempt.exit = Exit.from_event(event)
-            self._finisher.claim(attempt)
+            self._finisher.claim(attempt, Exit.from_event(event))

@@ -27,9 +27,9 @@ class Finisher:
         self._rt = runtime
         self._output = output
 
-    def claim(self, attempt: Attempt) -> None:
+    def claim(self, attempt: Attempt, exit_: Exit | None = None) -> None:
         """The container has exited: finalise it once (or once it is marked running)."""
-        if self._rt.attempts.claim_exit(attempt):
+        if self._rt.attempts.claim_exit(attempt, exit_):
             self._rt.chore(self.finalise, attempt)
 
     def finalise(self, attempt: Attempt) -> None:
@@ -71,9 +71,8 @@ class Finisher:
         )
 
     def _final_outcome(self, attempt: Attempt) -> Outcome:
-        if attempt.deadline is not None:
-            attempt.deadline.cancel()
-        exit_ = attempt.exit
+        self._rt.attempts.cancel_deadline(attempt)
+        exit_ = self._rt.attempts.exit_of(attempt)
         if exit_ is None or (exit_.code == _SIGKILLED and attempt.kill_reason is None):
             # No die event (reconciliation, recovery), or killed by someone else: the
             # OOM killer or a removal. The engine answers an inspect only once it has

@@ -39,30 +39,27 @@ class OutputReader:
         name = f"gnomon-executor-logs-{attempt.task_id[:8]}"
         reader = threading.Thread(target=self._follow, args=(attempt,), name=name, daemon=True)
         reader.start()
-        attempt.reader = reader  # never a thread that cannot be joined yet
+        self._rt.attempts.set_reader(attempt, reader)  # never a thread not joinable yet
 
     def restart_if_broken(self, attempt: Attempt) -> None:
         """Follow again a running container whose log stream broke."""
-        if attempt.reader_broken and not (attempt.reader and attempt.reader.is_alive()):
+        reader, _ = self._rt.attempts.reading(attempt)
+        if attempt.reader_broken and not (reader and reader.is_alive()):
             self.start(attempt)
 
     def stop(self, attempt: Attempt) -> None:
         """Cut the live stream and wait for its reader."""
-        if attempt.close_stream is not None:
-            attempt.close_stream()
-        if attempt.reader is not None:
-            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
-
-    def flush_all(self) -> None:
-        """Deliver the lines gathered so far for every attempt (a periodic job)."""
-        for attempt in self._rt.attempts.all():
-            attempt.log.flush()
+        reader, close_stream = self._rt.attempts.reading(attempt)
+        close_stream()
+        if reader is not None:
+            reader.join(timeout=_LOG_DRAIN_SECONDS)
 
     def drain(self, attempt: Attempt) -> None:
         """The container exited: let the live stream end, then store what it missed."""
-        if attempt.reader is not None:
-            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
-            if attempt.reader.is_alive():
+        reader, _ = self._rt.attempts.reading(attempt)
+        if reader is not None:
+            reader.join(timeout=_LOG_DRAIN_SECONDS)
+            if reader.is_alive():
                 self.stop(attempt)
         if not attempt.log.truncated:
             self._read_all(attempt)
@@ -98,8 +95,7 @@ class OutputReader:
         except Exception:
             log.exception("reading the logs of task %s failed", attempt.task_id)
         finally:
-            if attempt.close_stream is not None:
-                attempt.close_stream()
+            self._rt.attempts.reading(attempt)[1]()
 
     def _read_all(self, attempt: Attempt) -> None:
         """Read the exited container's whole output; store the entries not stored yet."""
@@ -114,15 +110,15 @@ class OutputReader:
         except (ProtocolError, OSError) as error:  # finishing is tried again once it answers
             raise EngineUnavailable(f"reading the output broke off: {error}") from error
         finally:
-            if attempt.close_stream is not None:
-                attempt.close_stream()
+            self._rt.attempts.reading(attempt)[1]()
 
     def _open(self, attempt: Attempt, *, follow: bool, since: str | None) -> Frames:
         assert attempt.container_id is not None
         stream, frames = self._rt.engine.open_logs(attempt.container_id, follow=follow, since=since)
-        attempt.close_stream = functools.partial(_close_quietly, stream)
+        close = functools.partial(_close_quietly, stream)
+        self._rt.attempts.set_stream(attempt, close)
         if self._rt.closing.is_set():
-            attempt.close_stream()
+            close()
         return frames
 
     def _store_archive(self, attempt: Attempt, path: str, chunks: Iterator[bytes]) -> None:
