@@ -31,6 +31,7 @@ from executor.base import (
 )
 from executor.connection import ENGINE_GONE, UNREACHABLE, explain
 from executor.logs import AttemptLog
+from executor.recovery import Recovery
 from executor.reporting import Reporter
 from executor.swarm.connection import Manager
 from executor.swarm.output import ServiceOutput
@@ -49,6 +50,8 @@ from executor.timers import TimerHandle, TimerThread
 from executor.tracking import Attempts, Tracked, attempt_log
 
 log = logging.getLogger(__name__)
+
+Service = Mapping[str, Any]
 
 _SIGKILLED = 128 + 9
 _NOT_A_MANAGER = 503  # the engine answered, but is (no longer) a swarm manager
@@ -96,7 +99,14 @@ class SwarmExecutor:
         self._timers = TimerThread("gnomon-swarm-timers")
         self._pool = ThreadPoolExecutor(settings.worker_threads, "gnomon-swarm-work")
         self._polling = threading.Lock()
-        self._strays_removed = False  # strays are removed at the first recovery only
+        self._recovery: Recovery[Service] = Recovery(
+            self._manager,
+            self._attempts,
+            self._find_services,
+            _by_task,
+            self._adopt,
+            self._remove_strays,
+        )
 
     # -- the Executor protocol --------------------------------------------------------
 
@@ -123,40 +133,10 @@ class SwarmExecutor:
         self._request_kill(task_id, reason, Ending.KILLED)
 
     def recover(self, in_flight: Sequence[InFlight]) -> None:
-        """Adopt the services of `in_flight` (whichever instance made them); remove strays.
-
-        Services are found by their task-id label, whatever instance made them.
-        May be called again with more attempts: those tracked or finished lately
-        are skipped, and only the first call removes this instance's strays.
-        """
-        try:
-            found = self._manager.api().services(filters={"label": LABEL_TASK_ID})
-        except UNREACHABLE as error:
-            self._manager.mark_down(error)
-            raise EngineUnavailable(str(error)) from error
-        except APIError as error:
-            if error.status_code != _NOT_A_MANAGER:
-                raise
-            raise EngineUnavailable(explain(error)) from error
-        by_task = {s["Spec"].get("Labels", {}).get(LABEL_TASK_ID): s for s in found}
-        for item in in_flight:
-            service = by_task.pop(item.spec.task_id, None)
-            if not self._attempts.known(item.spec.task_id):
-                self._adopt(item, service)
-        if not self._strays_removed:
-            self._strays_removed = True
-            self._remove_strays(by_task)
+        """Adopt the services of `in_flight` (whichever instance made them); if the manager
+        is down, later. See `executor.recovery`."""
+        self._recovery.recover(in_flight)
         self._schedule_poll()
-
-    def _remove_strays(self, by_task: Mapping[str | None, Mapping[str, Any]]) -> None:
-        """Remove this instance's services that match no attempt."""
-        for task_id, service in by_task.items():
-            labels = service["Spec"].get("Labels", {})
-            if labels.get(LABEL_INSTANCE) != self._settings.instance:
-                continue
-            if not self._attempts.tracks(task_id):
-                log.info("removing service %s: it matches no attempt in flight", service["ID"][:12])
-                self._remove(str(service["ID"]))
 
     def health(self) -> Health:
         """Whether the manager answers and is a swarm manager (cached for a second)."""
@@ -239,6 +219,8 @@ class SwarmExecutor:
     def _poll(self) -> None:
         """Pool job: one task list for every watched service; act on what changed."""
         try:
+            if self._manager.check().ok:  # probes at most once a second
+                self._recovery.retry()  # adopts what waited for the manager
             watched = {
                 a.service_id: a
                 for a in self._attempts.all()
@@ -444,7 +426,7 @@ class SwarmExecutor:
 
     # -- recovery ---------------------------------------------------------------------
 
-    def _adopt(self, item: InFlight, service: Mapping[str, Any] | None) -> None:
+    def _adopt(self, item: InFlight, service: Service | None) -> None:
         """Take over one attempt from before a restart, or from another instance."""
         spec = item.spec
         attempt = _Attempt(spec, self._new_log(spec, item.logs_until))
@@ -458,6 +440,26 @@ class SwarmExecutor:
             self._attempts.add(attempt)
         except ValueError:
             return  # started meanwhile
+
+    def _find_services(self) -> list[Service]:
+        """Every service with a task id, whatever instance made it."""
+        try:
+            return list(self._manager.api().services(filters={"label": LABEL_TASK_ID}))
+        except APIError as error:
+            if error.status_code != _NOT_A_MANAGER:
+                raise
+            raise EngineUnavailable(explain(error)) from error
+
+    def _remove_strays(self, found: Sequence[Service], in_flight: set[str]) -> None:
+        """Remove this instance's services that match no attempt."""
+        for service in found:
+            labels = service["Spec"].get("Labels", {})
+            task_id = labels.get(LABEL_TASK_ID)
+            if labels.get(LABEL_INSTANCE) != self._settings.instance or task_id in in_flight:
+                continue
+            if not self._attempts.tracks(task_id):
+                log.info("removing service %s: it matches no attempt in flight", service["ID"][:12])
+                self._remove(str(service["ID"]))
 
     # -- reporting and helpers --------------------------------------------------------
 
@@ -508,6 +510,16 @@ class SwarmExecutor:
                 raise
             return False
         return True
+
+
+def _by_task(found: Sequence[Service]) -> dict[str, Service]:
+    """Each task's service (a task has at most one: its name is the task's)."""
+    by_task = {}
+    for service in found:
+        task_id = service["Spec"].get("Labels", {}).get(LABEL_TASK_ID)
+        if task_id:
+            by_task[task_id] = service
+    return by_task
 
 
 def _nothing() -> None:
