@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from executor.base import InFlight
-from executor.connection import ENGINE_GONE, Connection
+from executor.connection import ENGINE_GONE, UNREACHABLE, Connection
 from executor.tracking import Attempts
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class Recovery(Generic[F]):
             try:
                 found = self._find()
             except ENGINE_GONE as error:
-                self._connection.mark_down(error)
+                if isinstance(error, UNREACHABLE):  # else the connection knows why already
+                    self._connection.mark_down(error)
                 log.warning("recovery waits for the %s: %s", self._connection.what, error)
                 return
             self._connection.mark_up()

@@ -17,7 +17,7 @@ from executor.docker.creation import Launcher
 from executor.docker.engine import engine_time
 from executor.docker.finishing import Finisher
 from executor.docker.runtime import Runtime
-from executor.docker.settings import LABEL_INSTANCE, LABEL_TASK_ID
+from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
 from executor.recovery import Recovery
 
 log = logging.getLogger(__name__)

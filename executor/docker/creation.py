@@ -27,15 +27,8 @@ from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
-from executor.docker.settings import (
-    LABEL_ATTEMPT,
-    LABEL_DEFINITION,
-    LABEL_INSTANCE,
-    LABEL_PROCESS_ID,
-    LABEL_TASK_ID,
-    LABEL_TASK_NAME,
-    MIB,
-)
+from executor.docker.settings import MIB
+from executor.labels import attempt_labels
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +136,9 @@ class Launcher:
             limits["nano_cpus"] = int(spec.cpu_units * _NANO_CPUS_PER_UNIT)
         api = self._rt.engine.api()
         network_mode = self._rt.settings.network_mode
-        create, host = docker_arguments(spec.options, network_mode, self._labels(spec))
+        create, host = docker_arguments(
+            spec.options, network_mode, attempt_labels(spec, self._rt.settings.instance)
+        )
         return {
             "image": spec.image_ref,
             "command": list(spec.command) or None,
@@ -152,16 +147,6 @@ class Launcher:
             "name": name,
             "detach": True,
             **create,  # the task's container options, and the labels
-        }
-
-    def _labels(self, spec: AttemptSpec) -> dict[str, str]:
-        return {
-            LABEL_INSTANCE: self._rt.settings.instance,
-            LABEL_TASK_ID: spec.task_id,
-            LABEL_PROCESS_ID: spec.process_id,
-            LABEL_DEFINITION: spec.definition_name,
-            LABEL_TASK_NAME: spec.task_name,
-            LABEL_ATTEMPT: str(spec.attempt),
         }
 
     def _container_name(self, spec: AttemptSpec) -> str:

@@ -20,9 +20,9 @@ from executor.docker.exits import ExitWatcher
 from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader
-from executor.docker.runtime import Runtime, utcnow
+from executor.docker.runtime import Runtime
 from executor.docker.settings import DockerSettings
-from executor.timers import Periodic
+from executor.timers import Periodic, utcnow
 
 
 class DockerExecutor:

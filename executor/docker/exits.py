@@ -18,7 +18,7 @@ from executor.docker.attempts import Exit, Phase
 from executor.docker.finishing import Finisher
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
-from executor.docker.settings import LABEL_TASK_ID
+from executor.labels import LABEL_TASK_ID
 from executor.timers import Periodic
 
 log = logging.getLogger(__name__)

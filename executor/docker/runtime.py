@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from executor.base import AttemptSpec
@@ -21,11 +21,6 @@ from executor.tracking import attempt_log
 log = logging.getLogger(__name__)
 
 _KILL_THREADS = 2  # kills never wait behind finalisers held up by a slow listener
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Runtime:

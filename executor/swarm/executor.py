@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from docker.errors import APIError, NotFound
@@ -30,6 +30,7 @@ from executor.base import (
     Outcome,
 )
 from executor.connection import ENGINE_GONE, UNREACHABLE, explain
+from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
 from executor.logs import AttemptLog
 from executor.recovery import Recovery
 from executor.reporting import Reporter
@@ -37,8 +38,6 @@ from executor.swarm.connection import Manager
 from executor.swarm.output import ServiceOutput
 from executor.swarm.services import (
     FINAL_STATES,
-    LABEL_INSTANCE,
-    LABEL_TASK_ID,
     TaskStatus,
     latest_tasks,
     service_args,
@@ -46,7 +45,7 @@ from executor.swarm.services import (
     task_outcome,
 )
 from executor.swarm.settings import SwarmSettings
-from executor.timers import TimerHandle, TimerThread
+from executor.timers import TimerHandle, TimerThread, utcnow
 from executor.tracking import Attempts, Tracked, attempt_log
 
 log = logging.getLogger(__name__)
@@ -55,11 +54,6 @@ Service = Mapping[str, Any]
 
 _SIGKILLED = 128 + 9
 _NOT_A_MANAGER = 503  # the engine answered, but is (no longer) a swarm manager
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class _Phase(enum.Enum):
@@ -77,8 +71,8 @@ class _Attempt(Tracked):
     service_id: str | None = None
     started_at: datetime | None = None
     node: str | None = None
-    output: ServiceOutput | None = None
-    deadline: TimerHandle | None = None
+    output: ServiceOutput | None = None  # set with the phase, under the lock
+    deadline: TimerHandle | None = None  # set with the phase, under the lock
     kill_reason: str | None = None
     kill_ending: Ending | None = None
     noted_wait: str = ""  # the last "why not running yet" already noted in its output
@@ -282,17 +276,25 @@ class SwarmExecutor:
             f"the start of task {spec.task_id}",
             lambda lsn: lsn.attempt_started(spec.task_id, started_at, container, node),
         )
-        with self._lock:
-            attempt.phase = _Phase.RUNNING
+        output = None
         if status.state == "running":
-            attempt.output = ServiceOutput(str(attempt.service_id), attempt.log, spec.task_id[:8])
-            attempt.output.follow(self._manager.api())
+            output = ServiceOutput(str(attempt.service_id), attempt.log, spec.task_id[:8])
+        deadline = None
         if spec.max_runtime_seconds is not None:
             elapsed = max(0.0, (self._clock() - started_at).total_seconds())
             on_deadline = functools.partial(self._on_deadline, attempt)
-            attempt.deadline = self._timers.call_later(
-                spec.max_runtime_seconds - elapsed, on_deadline
-            )
+            deadline = self._timers.call_later(spec.max_runtime_seconds - elapsed, on_deadline)
+        with self._lock:  # published with the phase: whoever finishes it sees them
+            running = attempt.phase == _Phase.SUBMITTED
+            if running:
+                attempt.output, attempt.deadline = output, deadline
+                attempt.phase = _Phase.RUNNING
+        if not running:  # killed meanwhile: its terminator finishes it
+            if deadline is not None:
+                deadline.cancel()
+            return
+        if output is not None:
+            output.follow(self._manager.api())
 
     def _node_name(self, node_id: str | None) -> str | None:
         """The hostname of a swarm node (its id if it cannot be inspected)."""
