@@ -303,11 +303,12 @@ def test_recovery_adopts_across_instances_and_removes_only_its_own_first_strays(
     a = backend.make(on_a, instance=a_name, kill_grace_seconds=0)
     theirs = make_spec(SLEEP)
     a.start(theirs)
-    earlier_b = backend.make(RecordingListener(), instance=b_name, kill_grace_seconds=0)
+    on_earlier_b = RecordingListener()
+    earlier_b = backend.make(on_earlier_b, instance=b_name, kill_grace_seconds=0)
     stray = make_spec(SLEEP)
     earlier_b.start(stray)
     wait_for(lambda: on_a.starts(theirs.task_id), what="a's start")
-    wait_for(lambda: backend.find(stray.task_id), what="b's stray")
+    wait_for(lambda: on_earlier_b.starts(stray.task_id), what="b's stray running")
     a.close()  # instance a is gone; its attempt runs on
     earlier_b.close()
 
@@ -317,10 +318,11 @@ def test_recovery_adopts_across_instances_and_removes_only_its_own_first_strays(
     wait_for(lambda: backend.find(stray.task_id) is None, 30, "b's stray removed")
     assert backend.find(theirs.task_id) is not None
 
-    later_b = backend.make(RecordingListener(), instance=b_name, kill_grace_seconds=0)
+    on_later_b = RecordingListener()
+    later_b = backend.make(on_later_b, instance=b_name, kill_grace_seconds=0)
     late = make_spec(SLEEP)
     later_b.start(late)
-    wait_for(lambda: backend.find(late.task_id), what="a later attempt of b")
+    wait_for(lambda: on_later_b.starts(late.task_id), what="a later attempt of b running")
     later_b.close()
     adopted = [InFlight(theirs, instance=a_name)]
     b.recover(adopted)  # found by its task id, though a made it
