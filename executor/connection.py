@@ -13,8 +13,9 @@ from typing import Any
 
 import requests
 from docker import APIClient
-from docker.errors import DockerException
+from docker.errors import APIError, DockerException
 from docker.utils import kwargs_from_env
+from urllib3.exceptions import ProtocolError
 
 from executor.base import EngineUnavailable, Health
 
@@ -24,6 +25,8 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # Errors meaning the engine did not answer at all (APIError is a RequestException too,
 # so callers catch it first).
 UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+ENGINE_GONE = (*UNREACHABLE, EngineUnavailable)
+STREAM_BROKEN = (*ENGINE_GONE, ProtocolError, OSError)
 _HEALTH_TIMEOUT_SECONDS = 1.5  # a hung socket must not hold a health check past ~2 s
 _HEALTH_CACHE_SECONDS = 1.0
 
@@ -47,6 +50,7 @@ class Connection:
         self._api: APIClient | None = None
         self._prober: APIClient | None = None
         self.down_reason: str | None = f"the {what} has not been contacted yet"
+        self._warned = False  # this outage has been logged
         self._checked_at = float("-inf")
 
     @property
@@ -76,6 +80,7 @@ class Connection:
         if self.down_reason is not None:
             log.info("%s at %s reachable", self.what, self.base_url)
         self.down_reason = None
+        self._warned = False
         self._checked_at = time.monotonic()
 
     def check(self) -> Health:
@@ -100,8 +105,9 @@ class Connection:
                 client.close()
 
     def _set_down(self, reason: str) -> None:
-        if self.down_reason != reason:
+        if not self._warned:  # once an outage: an unreachable engine's errors differ each time
             log.warning("%s", reason)
+            self._warned = True
         self.down_reason = reason
         self._checked_at = time.monotonic()
 
@@ -139,3 +145,8 @@ class Connection:
                 max_pool_size=self._pool_size,
                 **self._params,
             )
+
+
+def explain(error: APIError) -> str:
+    """The engine's own words for an error."""
+    return str(error.explanation or error)

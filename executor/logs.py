@@ -297,6 +297,36 @@ class AttemptLog:
             self._deliver(batch)
 
 
+def store_entries(
+    attempt_log: AttemptLog,
+    frames: Iterable[tuple[int, bytes]],
+    is_new: Callable[[str, int], bool],
+    text: Callable[[bytes], bytes] = lambda data: data,
+) -> None:
+    """Feed the timestamped entries `is_new` accepts to `attempt_log`, until its cap.
+
+    `text` takes an entry's data apart from what the engine put before it.
+    """
+    for stream_id, payload in frames:
+        source = STREAM_SOURCES.get(stream_id, "stdout")
+        nanos, data = split_timestamp(payload)
+        if nanos is not None and not is_new(source, nanos):
+            continue
+        when = nanos_time(nanos) if nanos is not None else None
+        if not attempt_log.feed(source, when, text(data)):
+            return  # capped: stop reading rather than drain what is not kept
+
+
+def resume_point(ledger: EntryLedger, attempt_log: AttemptLog, full: bool) -> str | None:
+    """Where to read from: the last entry read live (unless `full`), else what was stored
+    before a restart, else the beginning."""
+    last = None if full else ledger.oldest_last()
+    if last is not None:
+        return nanos_text(last)
+    skip = attempt_log.skip_until
+    return None if skip is None else str(int(skip.timestamp()))  # feed() skips the rest
+
+
 class _ChunkReader(io.RawIOBase):
     """A readable file over an iterable of byte chunks (a tar stream from the engine)."""
 

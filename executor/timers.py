@@ -1,4 +1,4 @@
-"""One thread that runs short callbacks at given times, instead of a thread per deadline."""
+"""The clock, and one thread that runs short callbacks at given times (not one per deadline)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC (every executor's default clock)."""
+    return datetime.now(UTC)
 
 
 @dataclass(order=True)

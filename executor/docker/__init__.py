@@ -8,6 +8,7 @@ facade).
 """
 
 from executor.docker.executor import DockerExecutor
-from executor.docker.settings import LABEL_INSTANCE, LABEL_TASK_ID, DockerSettings
+from executor.docker.settings import DockerSettings
+from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
 
 __all__ = ["LABEL_INSTANCE", "LABEL_TASK_ID", "DockerExecutor", "DockerSettings"]

@@ -2,25 +2,23 @@
 
 An in-flight attempt's container is found by its `gnomon.task_id` label,
 whichever instance started it; only when no container has that task id is the
-attempt lost. Containers of this instance that match no attempt are removed,
-once, at the first recovery. While the engine is down, recovery waits and is
-run again when the engine answers.
+attempt lost. When recovery runs, and which strays go, is `executor.recovery`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from executor.base import InFlight
 from executor.docker.creation import Launcher
-from executor.docker.engine import ENGINE_GONE, engine_time
+from executor.docker.engine import engine_time
 from executor.docker.finishing import Finisher
 from executor.docker.runtime import Runtime
-from executor.docker.settings import LABEL_INSTANCE, LABEL_TASK_ID
+from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
+from executor.recovery import Recovery
 
 log = logging.getLogger(__name__)
 
@@ -34,39 +32,22 @@ class Adopter:
         self._rt = runtime
         self._launcher = launcher
         self._finisher = finisher
-        self._lock = threading.Lock()  # one recovery at a time; guards the two fields below
-        self._pending: dict[str, InFlight] = {}
-        self._strays_removed = False
-        self._asked = False  # strays are judged only against a list the scheduler gave
+        self._recovery: Recovery[Container] = Recovery(
+            runtime.engine,
+            runtime.attempts,
+            lambda: runtime.engine.containers(LABEL_TASK_ID),
+            lambda found: _by_task(found, runtime.settings.instance),
+            self._adopt,
+            self._remove_strays,
+        )
 
     def recover(self, in_flight: Sequence[InFlight]) -> None:
         """Adopt `in_flight` now, or as soon as the engine answers again."""
-        with self._lock:
-            self._asked = True
-            for item in in_flight:
-                self._pending.setdefault(item.spec.task_id, item)
-        self.retry()
+        self._recovery.recover(in_flight)
 
     def retry(self) -> None:
         """Adopt what is pending, if the engine answers (else it stays pending)."""
-        with self._lock:
-            if not self._asked or (not self._pending and self._strays_removed):
-                return
-            try:
-                found = self._rt.engine.containers(LABEL_TASK_ID)
-            except ENGINE_GONE as error:
-                self._rt.engine.mark_down(error)
-                log.warning("recovery waits for the docker engine: %s", error)
-                return
-            self._rt.engine.mark_up()
-            items, self._pending = list(self._pending.values()), {}
-            by_task = _by_task(found, self._rt.settings.instance)
-            for item in items:
-                if not self._rt.attempts.known(item.spec.task_id):
-                    self._adopt(item, by_task.get(item.spec.task_id))
-            if not self._strays_removed:
-                self._strays_removed = True
-                self._remove_strays(found, {item.spec.task_id for item in items})
+        self._recovery.retry()
 
     def _remove_strays(self, found: Sequence[Container], in_flight: set[str]) -> None:
         """Remove this instance's containers that match no attempt."""

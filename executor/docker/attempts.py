@@ -3,6 +3,9 @@
 Start workers, log readers, the event follower, reconciliation, kills and
 finalisers all look at the same attempts: every change of phase, kill request
 or end goes through `Attempts`, under its lock, so each happens exactly once.
+So do the fields one thread writes and another reads (the exit its die event
+gave, the reader thread and the handle that cuts its stream short, the deadline
+timer): each is read and written only through `Attempts`, never directly.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from executor.base import AttemptSpec, Ending
+from executor.base import Ending
 from executor.docker.engine import engine_time
-from executor.logs import AttemptLog, EntryLedger
+from executor.logs import EntryLedger
 from executor.timers import TimerHandle
-
-_FINISHED_REMEMBERED = 10_000  # enough to outlast any stale list of attempts in flight
+from executor.tracking import Attempts as Tracking
+from executor.tracking import Tracked
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,13 @@ class Phase(enum.Enum):
 
 
 @dataclass(eq=False)
-class Attempt:
-    """One attempt. Fields below `log` change only through `Attempts` or on one thread."""
+class Attempt(Tracked):
+    """One attempt. Fields below `log` are read and written only under `Attempts.lock`.
 
-    spec: AttemptSpec
-    log: AttemptLog
+    (`reader_broken` and `ledger` excepted: only the attempt's one reader thread, or
+    the finaliser once that thread has ended, touch them.)
+    """
+
     phase: Phase = Phase.STARTING
     container_id: str | None = None
     started_at: datetime | None = None
@@ -76,63 +81,25 @@ class Attempt:
     kill_ending: Ending | None = None
     exited_early: bool = False  # its die event came before it was marked running
     exit: Exit | None = None  # what its die event said
-    reader: threading.Thread | None = None  # owned by the output reader
+    reader: threading.Thread | None = None  # follows its output live
     reader_broken: bool = False  # its log stream broke before the output ended
     close_stream: Callable[[], None] | None = None  # cuts the live log stream short
     ledger: EntryLedger = field(default_factory=EntryLedger)  # output entries already read
     deadline: TimerHandle | None = None
-    done: bool = False  # finished or sent back waiting: the listener heard the last of it
     interrupters: list[Callable[[], None]] = field(default_factory=list)  # wake a blocked start
 
-    @property
-    def task_id(self) -> str:
-        """The attempt's task id."""
-        return self.spec.task_id
 
-
-class Attempts:
-    """The attempts this executor tracks, and every transition of theirs, under one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_task: dict[str, Attempt] = {}
-        self._finished: dict[str, None] = {}  # task ids finished lately, oldest first
-
-    def add(self, attempt: Attempt) -> None:
-        """Track `attempt`; ValueError if its task is tracked already."""
-        with self._lock:
-            if attempt.task_id in self._by_task:
-                raise ValueError(f"task {attempt.task_id} is already running")
-            self._by_task[attempt.task_id] = attempt
-
-    def get(self, task_id: str | None) -> Attempt | None:
-        """The tracked attempt of `task_id`, if any."""
-        with self._lock:
-            return self._by_task.get(task_id) if task_id else None
-
-    def tracks(self, task_id: str | None) -> bool:
-        """Whether `task_id` is tracked."""
-        return self.get(task_id) is not None
-
-    def all(self) -> list[Attempt]:
-        """Every tracked attempt."""
-        with self._lock:
-            return list(self._by_task.values())
+class Attempts(Tracking[Attempt]):
+    """The Docker backend's attempts, and every transition of theirs, under one lock."""
 
     def in_phase(self, phase: Phase) -> list[Attempt]:
         """The tracked attempts in `phase`."""
-        with self._lock:
+        with self.lock:
             return [a for a in self._by_task.values() if a.phase == phase]
-
-    def forget(self, attempt: Attempt) -> None:
-        """Stop tracking `attempt`."""
-        with self._lock:
-            if self._by_task.get(attempt.task_id) is attempt:
-                del self._by_task[attempt.task_id]
 
     def request_kill(self, task_id: str, reason: str, ending: Ending) -> Attempt | None:
         """Record a kill once; the attempt if its container runs (so must be signalled)."""
-        with self._lock:
+        with self.lock:
             attempt = self._by_task.get(task_id)
             if attempt is None or attempt.phase == Phase.FINISHING or attempt.kill_reason:
                 return None
@@ -143,9 +110,12 @@ class Attempts:
             interrupt()
         return attempt if running else None
 
-    def claim_exit(self, attempt: Attempt) -> bool:
-        """The container exited: True exactly once, for the caller that must finalise it."""
-        with self._lock:
+    def claim_exit(self, attempt: Attempt, exit_: Exit | None = None) -> bool:
+        """The container exited (`exit_` if its die event said how): True exactly once,
+        for the caller that must finalise it."""
+        with self.lock:
+            if exit_ is not None:
+                attempt.exit = exit_
             if attempt.phase == Phase.STARTING:
                 attempt.exited_early = True
                 return False
@@ -156,45 +126,52 @@ class Attempts:
 
     def mark_running(self, attempt: Attempt) -> tuple[bool, bool]:
         """The container runs: (it exited already, it was asked to stop meanwhile)."""
-        with self._lock:
+        with self.lock:
             exited = attempt.exited_early
             attempt.phase = Phase.FINISHING if exited else Phase.RUNNING
             return exited, attempt.kill_reason is not None
 
     def reopen(self, attempt: Attempt) -> None:
         """Finishing failed for want of an engine: let the next exit check try again."""
-        with self._lock:
+        with self.lock:
             attempt.phase = Phase.RUNNING
 
-    def end(self, attempt: Attempt) -> bool:
-        """The attempt finished: True only the first time (to report its outcome then)."""
-        with self._lock:
-            if attempt.done:
-                return False
-            attempt.done = True
-            self._finished[attempt.task_id] = None
-            while len(self._finished) > _FINISHED_REMEMBERED:
-                del self._finished[next(iter(self._finished))]
-            return True
+    def exit_of(self, attempt: Attempt) -> Exit | None:
+        """How its die event said the container ended, if one was seen."""
+        with self.lock:
+            return attempt.exit
 
-    def send_back(self, attempt: Attempt) -> bool:
-        """The attempt did not start and may be offered again: True only the first time."""
-        with self._lock:
-            if attempt.done:
-                return False
-            attempt.done = True
-            if self._by_task.get(attempt.task_id) is attempt:
-                del self._by_task[attempt.task_id]
-            return True
+    def set_deadline(self, attempt: Attempt, deadline: TimerHandle) -> None:
+        """Remember the timer that enforces `max_runtime_seconds`."""
+        with self.lock:
+            attempt.deadline = deadline
 
-    def known(self, task_id: str) -> bool:
-        """Whether `task_id` is tracked, or finished lately (so not to be adopted again)."""
-        with self._lock:
-            return task_id in self._by_task or task_id in self._finished
+    def cancel_deadline(self, attempt: Attempt) -> None:
+        """The attempt is finishing: its deadline no longer applies."""
+        with self.lock:
+            deadline, attempt.deadline = attempt.deadline, None
+        if deadline is not None:
+            deadline.cancel()
+
+    def set_reader(self, attempt: Attempt, reader: threading.Thread) -> None:
+        """Remember the thread following the container's output."""
+        with self.lock:
+            attempt.reader = reader
+
+    def set_stream(self, attempt: Attempt, close: Callable[[], None]) -> None:
+        """Remember how to cut the log stream being read short."""
+        with self.lock:
+            attempt.close_stream = close
+
+    def reading(self, attempt: Attempt) -> tuple[threading.Thread | None, Callable[[], None]]:
+        """The output reader thread, and a call that cuts its current stream short."""
+        with self.lock:
+            reader, close = attempt.reader, attempt.close_stream
+        return reader, close or _nothing
 
     def add_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> bool:
         """Register a way to cut a blocking start step short; False if a kill came already."""
-        with self._lock:
+        with self.lock:
             if attempt.kill_reason is not None:
                 return False
             attempt.interrupters.append(interrupt)
@@ -202,5 +179,9 @@ class Attempts:
 
     def remove_interrupter(self, attempt: Attempt, interrupt: Callable[[], None]) -> None:
         """The blocking step is over."""
-        with self._lock:
+        with self.lock:
             attempt.interrupters.remove(interrupt)
+
+
+def _nothing() -> None:
+    """No stream to cut short."""

@@ -19,22 +19,16 @@ from docker.errors import APIError, ImageNotFound
 from urllib3.exceptions import ReadTimeoutError
 
 from executor.base import AttemptSpec, Ending
+from executor.connection import ENGINE_GONE, UNREACHABLE, explain
 from executor.container_options import docker_arguments
 from executor.docker.attempts import Attempt
-from executor.docker.engine import ENGINE_GONE, UNREACHABLE, explain, pull_messages
+from executor.docker.engine import pull_messages
 from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
-from executor.docker.settings import (
-    LABEL_ATTEMPT,
-    LABEL_DEFINITION,
-    LABEL_INSTANCE,
-    LABEL_PROCESS_ID,
-    LABEL_TASK_ID,
-    LABEL_TASK_NAME,
-    MIB,
-)
+from executor.docker.settings import MIB
+from executor.labels import attempt_labels
 from executor.pull_policy import NEVER, PullMemo, effective_policy
 
 log = logging.getLogger(__name__)
@@ -153,7 +147,9 @@ class Launcher:
             limits["nano_cpus"] = int(spec.cpu_units * _NANO_CPUS_PER_UNIT)
         api = self._rt.engine.api()
         network_mode = self._rt.settings.network_mode
-        create, host = docker_arguments(spec.options, network_mode, self._labels(spec))
+        create, host = docker_arguments(
+            spec.options, network_mode, attempt_labels(spec, self._rt.settings.instance)
+        )
         return {
             "image": spec.image_ref,
             "command": list(spec.command) or None,
@@ -162,16 +158,6 @@ class Launcher:
             "name": name,
             "detach": True,
             **create,  # the task's container options, and the labels
-        }
-
-    def _labels(self, spec: AttemptSpec) -> dict[str, str]:
-        return {
-            LABEL_INSTANCE: self._rt.settings.instance,
-            LABEL_TASK_ID: spec.task_id,
-            LABEL_PROCESS_ID: spec.process_id,
-            LABEL_DEFINITION: spec.definition_name,
-            LABEL_TASK_NAME: spec.task_name,
-            LABEL_ATTEMPT: str(spec.attempt),
         }
 
     def _container_name(self, spec: AttemptSpec) -> str:

@@ -20,9 +20,9 @@ from executor.docker.exits import ExitWatcher
 from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader
-from executor.docker.runtime import Runtime, utcnow
+from executor.docker.runtime import Runtime
 from executor.docker.settings import DockerSettings
-from executor.timers import Periodic
+from executor.timers import Periodic, utcnow
 
 
 class DockerExecutor:
@@ -39,7 +39,7 @@ class DockerExecutor:
             rt, self._finisher, self._output, lambda: rt.chore(self._adopter.retry)
         )
         self._flusher = Periodic(
-            "gnomon-executor-flush", settings.log_batch_seconds, self._output.flush_all
+            "gnomon-executor-flush", settings.log_batch_seconds, rt.attempts.flush_logs
         )
         self._opened = False
 

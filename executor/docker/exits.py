@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from executor.connection import ENGINE_GONE
 from executor.docker.attempts import Exit, Phase
-from executor.docker.engine import ENGINE_GONE
 from executor.docker.finishing import Finisher
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
-from executor.docker.settings import LABEL_TASK_ID
+from executor.labels import LABEL_TASK_ID
 from executor.timers import Periodic
 
 log = logging.getLogger(__name__)
@@ -106,5 +106,4 @@ class ExitWatcher:
         task_id = event.get("Actor", {}).get("Attributes", {}).get(LABEL_TASK_ID)
         attempt = self._rt.attempts.get(task_id)
         if attempt is not None and attempt.container_id == event.get("id"):
-            attempt.exit = Exit.from_event(event)
-            self._finisher.claim(attempt)
+            self._finisher.claim(attempt, Exit.from_event(event))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from executor.base import Ending, Outcome
+from executor.connection import ENGINE_GONE
 from executor.docker.attempts import Attempt, Exit
-from executor.docker.engine import ENGINE_GONE
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
 
@@ -27,9 +27,9 @@ class Finisher:
         self._rt = runtime
         self._output = output
 
-    def claim(self, attempt: Attempt) -> None:
+    def claim(self, attempt: Attempt, exit_: Exit | None = None) -> None:
         """The container has exited: finalise it once (or once it is marked running)."""
-        if self._rt.attempts.claim_exit(attempt):
+        if self._rt.attempts.claim_exit(attempt, exit_):
             self._rt.chore(self.finalise, attempt)
 
     def finalise(self, attempt: Attempt) -> None:
@@ -47,13 +47,7 @@ class Finisher:
 
     def report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Deliver remaining logs, then the outcome (until stored); then remove the container."""
-        if not self._rt.attempts.end(attempt):
-            return
-        attempt.log.flush()
-        what = f"the outcome of task {attempt.task_id}"
-        if self._rt.reporter.tell(what, lambda lsn: lsn.attempt_finished(outcome)):
-            self._dispose(attempt, outcome)
-        self._rt.attempts.forget(attempt)  # if not stored, the next start recovers it
+        self._rt.attempts.report(attempt, outcome, lambda: self._dispose(attempt, outcome))
 
     def fail_start(self, attempt: Attempt, ending: Ending, reason: str) -> None:
         """The attempt ended before its container ran."""
@@ -63,11 +57,7 @@ class Finisher:
 
     def send_back(self, attempt: Attempt, reason: str) -> None:
         """The attempt did not start for want of an engine: offer it back."""
-        if not self._rt.attempts.send_back(attempt):
-            return
-        attempt.log.flush()
-        what = f"that task {attempt.task_id} waits"
-        self._rt.reporter.tell(what, lambda lsn: lsn.attempt_waiting(attempt.task_id, reason))
+        self._rt.attempts.send_back(attempt, reason)
 
     def lost(self, attempt: Attempt, reason: str) -> Outcome:
         """The outcome of an attempt whose container is gone."""
@@ -81,9 +71,8 @@ class Finisher:
         )
 
     def _final_outcome(self, attempt: Attempt) -> Outcome:
-        if attempt.deadline is not None:
-            attempt.deadline.cancel()
-        exit_ = attempt.exit
+        self._rt.attempts.cancel_deadline(attempt)
+        exit_ = self._rt.attempts.exit_of(attempt)
         if exit_ is None or (exit_.code == _SIGKILLED and attempt.kill_reason is None):
             # No die event (reconciliation, recovery), or killed by someone else: the
             # OOM killer or a removal. The engine answers an inspect only once it has

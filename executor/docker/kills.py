@@ -31,7 +31,9 @@ class Killer:
         if seconds is None:
             return
         on_deadline = functools.partial(self._on_deadline, attempt)
-        attempt.deadline = self._rt.timers.call_later(seconds - elapsed, on_deadline)
+        self._rt.attempts.set_deadline(
+            attempt, self._rt.timers.call_later(seconds - elapsed, on_deadline)
+        )
 
     def terminate(self, attempt: Attempt) -> None:
         """SIGTERM now, SIGKILL after the grace period unless it has exited by then."""

@@ -10,23 +10,22 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from docker.errors import APIError, NotFound
 from docker.types import CancellableStream
 from urllib3.exceptions import ProtocolError
 
 from executor.base import EngineUnavailable
+from executor.connection import STREAM_BROKEN, explain
 from executor.docker.attempts import Attempt
-from executor.docker.engine import STREAM_BROKEN, Frames, explain
+from executor.docker.engine import Frames
 from executor.docker.runtime import Runtime
-from executor.logs import STREAM_SOURCES, nanos_text, nanos_time, split_timestamp, tar_members
+from executor.logs import STREAM_SOURCES, resume_point, store_entries, tar_members
 
 log = logging.getLogger(__name__)
 
 _LOG_DRAIN_SECONDS = 30.0  # how long a finished container's log stream may take to end
-
-Filter = Callable[[str, int], bool]
 
 
 class OutputReader:
@@ -40,30 +39,27 @@ class OutputReader:
         name = f"gnomon-executor-logs-{attempt.task_id[:8]}"
         reader = threading.Thread(target=self._follow, args=(attempt,), name=name, daemon=True)
         reader.start()
-        attempt.reader = reader  # never a thread that cannot be joined yet
+        self._rt.attempts.set_reader(attempt, reader)  # never a thread not joinable yet
 
     def restart_if_broken(self, attempt: Attempt) -> None:
         """Follow again a running container whose log stream broke."""
-        if attempt.reader_broken and not (attempt.reader and attempt.reader.is_alive()):
+        reader, _ = self._rt.attempts.reading(attempt)
+        if attempt.reader_broken and not (reader and reader.is_alive()):
             self.start(attempt)
 
     def stop(self, attempt: Attempt) -> None:
         """Cut the live stream and wait for its reader."""
-        if attempt.close_stream is not None:
-            attempt.close_stream()
-        if attempt.reader is not None:
-            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
-
-    def flush_all(self) -> None:
-        """Deliver the lines gathered so far for every attempt (a periodic job)."""
-        for attempt in self._rt.attempts.all():
-            attempt.log.flush()
+        reader, close_stream = self._rt.attempts.reading(attempt)
+        close_stream()
+        if reader is not None:
+            reader.join(timeout=_LOG_DRAIN_SECONDS)
 
     def drain(self, attempt: Attempt) -> None:
         """The container exited: let the live stream end, then store what it missed."""
-        if attempt.reader is not None:
-            attempt.reader.join(timeout=_LOG_DRAIN_SECONDS)
-            if attempt.reader.is_alive():
+        reader, _ = self._rt.attempts.reading(attempt)
+        if reader is not None:
+            reader.join(timeout=_LOG_DRAIN_SECONDS)
+            if reader.is_alive():
                 self.stop(attempt)
         if not attempt.log.truncated:
             self._read_all(attempt)
@@ -87,8 +83,9 @@ class OutputReader:
         """Thread: follow the container's output until it ends, breaks or reaches the cap."""
         attempt.reader_broken = False
         try:
-            frames = self._open(attempt, follow=True, since=self._resume_point(attempt))
-            self._store(attempt, frames, attempt.ledger.take_live)
+            since = resume_point(attempt.ledger, attempt.log, full=False)
+            frames = self._open(attempt, follow=True, since=since)
+            store_entries(attempt.log, frames, attempt.ledger.take_live)
         except STREAM_BROKEN as error:
             # Followed again by reconciliation while it runs; read in full at its exit.
             attempt.reader_broken = not self._rt.closing.is_set()
@@ -98,14 +95,14 @@ class OutputReader:
         except Exception:
             log.exception("reading the logs of task %s failed", attempt.task_id)
         finally:
-            if attempt.close_stream is not None:
-                attempt.close_stream()
+            self._rt.attempts.reading(attempt)[1]()
 
     def _read_all(self, attempt: Attempt) -> None:
         """Read the exited container's whole output; store the entries not stored yet."""
         try:
-            frames = self._open(attempt, follow=False, since=self._resume_point(attempt, full=True))
-            self._store(attempt, frames, attempt.ledger.rereader())
+            since = resume_point(attempt.ledger, attempt.log, full=True)
+            frames = self._open(attempt, follow=False, since=since)
+            store_entries(attempt.log, frames, attempt.ledger.rereader())
         except NotFound:
             log.info("task %s: container gone before its logs were read", attempt.task_id)
         except APIError as error:  # e.g. a logging driver that cannot be read back
@@ -113,36 +110,16 @@ class OutputReader:
         except (ProtocolError, OSError) as error:  # finishing is tried again once it answers
             raise EngineUnavailable(f"reading the output broke off: {error}") from error
         finally:
-            if attempt.close_stream is not None:
-                attempt.close_stream()
-
-    @staticmethod
-    def _resume_point(attempt: Attempt, full: bool = False) -> str | None:
-        """Where to read from: the last entry read live, else what was stored before a restart."""
-        last = None if full else attempt.ledger.oldest_last()
-        if last is not None:
-            return nanos_text(last)
-        skip = attempt.log.skip_until
-        return None if skip is None else str(int(skip.timestamp()))  # feed() skips the rest
+            self._rt.attempts.reading(attempt)[1]()
 
     def _open(self, attempt: Attempt, *, follow: bool, since: str | None) -> Frames:
         assert attempt.container_id is not None
         stream, frames = self._rt.engine.open_logs(attempt.container_id, follow=follow, since=since)
-        attempt.close_stream = functools.partial(_close_quietly, stream)
+        close = functools.partial(_close_quietly, stream)
+        self._rt.attempts.set_stream(attempt, close)
         if self._rt.closing.is_set():
-            attempt.close_stream()
+            close()
         return frames
-
-    def _store(self, attempt: Attempt, frames: Frames, is_new: Filter) -> None:
-        """Feed the entries `is_new` accepts to the attempt's log, until the cap."""
-        for stream_id, payload in frames:
-            source = STREAM_SOURCES.get(stream_id, "stdout")
-            nanos, data = split_timestamp(payload)
-            if nanos is not None and not is_new(source, nanos):
-                continue
-            when = nanos_time(nanos) if nanos is not None else None
-            if not attempt.log.feed(source, when, data):
-                return  # capped: stop reading rather than drain what is not kept
 
     def _store_archive(self, attempt: Attempt, path: str, chunks: Iterator[bytes]) -> None:
         for name, content in tar_members(chunks):

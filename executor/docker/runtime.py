@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from executor.base import AttemptSpec, LogLine
+from executor.base import AttemptSpec
+from executor.connection import ENGINE_GONE
 from executor.docker.attempts import Attempt, Attempts
-from executor.docker.engine import ENGINE_GONE, Engine
+from executor.docker.engine import Engine
 from executor.docker.settings import DockerSettings
-from executor.logs import AttemptLog
 from executor.reporting import Reporter
 from executor.timers import TimerThread
+from executor.tracking import attempt_log
 
 log = logging.getLogger(__name__)
 
 _KILL_THREADS = 2  # kills never wait behind finalisers held up by a slow listener
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Runtime:
@@ -34,9 +30,9 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.engine = Engine(settings)
-        self.attempts = Attempts()
         self.closing = threading.Event()
         self.reporter = Reporter(self.closing)
+        self.attempts = Attempts(self.reporter)
         self.timers = TimerThread("gnomon-executor-timers")
         self.starts = ThreadPoolExecutor(settings.worker_threads, "gnomon-executor-start")
         self.chores = ThreadPoolExecutor(settings.worker_threads, "gnomon-executor-chore")
@@ -44,16 +40,16 @@ class Runtime:
 
     def new_attempt(self, spec: AttemptSpec, skip_until: datetime | None = None) -> Attempt:
         """An attempt whose output goes to the listener, capped and batched."""
-
-        def deliver(lines: Sequence[LogLine]) -> None:
-            what = f"{len(lines)} output lines of task {spec.task_id}"
-            self.reporter.tell(what, lambda lsn: lsn.attempt_logs(spec.task_id, lines))
-
         settings = self.settings
-        attempt_log = AttemptLog(
-            deliver, self.clock, settings.log_cap_bytes, settings.log_batch_lines, skip_until
+        output = attempt_log(
+            self.reporter,
+            spec.task_id,
+            self.clock,
+            settings.log_cap_bytes,
+            settings.log_batch_lines,
+            skip_until,
         )
-        return Attempt(spec, attempt_log)
+        return Attempt(spec, output)
 
     def chore(self, job: Callable[..., None], *args: Any) -> None:
         """Run `job` on the chore pool (finalising, recovery)."""

@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from executor.labels import LABEL_INSTANCE
+
 MIB = 1024 * 1024
-LABEL_INSTANCE = "gnomon.instance"
-LABEL_TASK_ID = "gnomon.task_id"
-LABEL_PROCESS_ID = "gnomon.process_id"
-LABEL_DEFINITION = "gnomon.definition"
-LABEL_TASK_NAME = "gnomon.task_name"
-LABEL_ATTEMPT = "gnomon.attempt"
 
 
 @dataclass(frozen=True)

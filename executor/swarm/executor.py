@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from docker.errors import APIError, NotFound
@@ -29,13 +29,15 @@ from executor.base import (
     InFlight,
     Outcome,
 )
-from executor.connection import UNREACHABLE
+from executor.connection import ENGINE_GONE, UNREACHABLE, explain
+from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
+from executor.logs import AttemptLog
+from executor.recovery import Recovery
+from executor.reporting import Reporter
 from executor.swarm.connection import Manager
 from executor.swarm.output import ServiceOutput
 from executor.swarm.services import (
     FINAL_STATES,
-    LABEL_INSTANCE,
-    LABEL_TASK_ID,
     TaskStatus,
     latest_tasks,
     service_args,
@@ -43,19 +45,15 @@ from executor.swarm.services import (
     task_outcome,
 )
 from executor.swarm.settings import SwarmSettings
-from executor.timers import TimerHandle, TimerThread
-from executor.tracking import Attempts, Tracked
+from executor.timers import TimerHandle, TimerThread, utcnow
+from executor.tracking import Attempts, Tracked, attempt_log
 
 log = logging.getLogger(__name__)
 
-_ENGINE_GONE = (*UNREACHABLE, EngineUnavailable)
+Service = Mapping[str, Any]
+
 _SIGKILLED = 128 + 9
 _NOT_A_MANAGER = 503  # the engine answered, but is (no longer) a swarm manager
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class _Phase(enum.Enum):
@@ -73,8 +71,8 @@ class _Attempt(Tracked):
     service_id: str | None = None
     started_at: datetime | None = None
     node: str | None = None
-    output: ServiceOutput | None = None
-    deadline: TimerHandle | None = None
+    output: ServiceOutput | None = None  # set with the phase, under the lock
+    deadline: TimerHandle | None = None  # set with the phase, under the lock
     kill_reason: str | None = None
     kill_ending: Ending | None = None
     noted_wait: str = ""  # the last "why not running yet" already noted in its output
@@ -87,21 +85,28 @@ class SwarmExecutor:
         self._settings = settings
         self._clock = clock
         self._manager = Manager(settings)
-        self._attempts: Attempts[_Attempt] = Attempts(
-            clock, settings.log_cap_bytes, settings.log_batch_lines
-        )
+        self._closing = threading.Event()
+        self._reporter = Reporter(self._closing)
+        self._attempts: Attempts[_Attempt] = Attempts(self._reporter)
         self._lock = self._attempts.lock  # guards each attempt's phase too
         self._node_names: dict[str, str] = {}
         self._timers = TimerThread("gnomon-swarm-timers")
         self._pool = ThreadPoolExecutor(settings.worker_threads, "gnomon-swarm-work")
         self._polling = threading.Lock()
-        self._closing = threading.Event()
+        self._recovery: Recovery[Service] = Recovery(
+            self._manager,
+            self._attempts,
+            self._find_services,
+            _by_task,
+            self._adopt,
+            self._remove_strays,
+        )
 
     # -- the Executor protocol --------------------------------------------------------
 
     def open(self, listener: ExecutorListener) -> None:
         """Contact the manager; start polling task states and flushing output."""
-        self._attempts.listener = listener
+        self._reporter.listener = listener
         self._manager.check()
         self._timers.start()
         flush = functools.partial(self._submit, self._attempts.flush_logs)  # off the timer
@@ -110,10 +115,10 @@ class SwarmExecutor:
 
     def start(self, spec: AttemptSpec) -> None:
         """Queue the creation of `spec`'s service; EngineUnavailable if the manager is down."""
-        if self._attempts.listener is None or self._closing.is_set():
+        if self._reporter.listener is None or self._closing.is_set():
             raise RuntimeError("SwarmExecutor.start() needs open() and no close()")
         self._manager.require_up()
-        attempt = _Attempt(spec, self._attempts.new_log(spec.task_id))
+        attempt = _Attempt(spec, self._new_log(spec))
         self._attempts.add(attempt)
         self._submit(self._create, attempt)
 
@@ -122,30 +127,9 @@ class SwarmExecutor:
         self._request_kill(task_id, reason, Ending.KILLED)
 
     def recover(self, in_flight: Sequence[InFlight]) -> None:
-        """Adopt the services of `in_flight` (whichever instance made them); remove strays."""
-        try:
-            found = self._manager.api().services(filters={"label": LABEL_TASK_ID})
-        except UNREACHABLE as error:
-            self._manager.mark_down(error)
-            raise EngineUnavailable(str(error)) from error
-        except APIError as error:
-            if error.status_code != _NOT_A_MANAGER:
-                raise
-            raise EngineUnavailable(_explain(error)) from error
-        by_task = {s["Spec"].get("Labels", {}).get(LABEL_TASK_ID): s for s in found}
-        for item in in_flight:
-            service = by_task.pop(item.spec.task_id, None)
-            if self._attempts.get(item.spec.task_id) is None:
-                self._adopt(item, service)
-        strays = [
-            s["ID"]
-            for task_id, s in by_task.items()
-            if self._attempts.get(task_id) is None
-            and s["Spec"].get("Labels", {}).get(LABEL_INSTANCE) == self._settings.instance
-        ]
-        for service_id in strays:
-            log.info("removing service %s: it matches no attempt in flight", service_id[:12])
-            self._remove(service_id)
+        """Adopt the services of `in_flight` (whichever instance made them); if the manager
+        is down, later. See `executor.recovery`."""
+        self._recovery.recover(in_flight)
         self._schedule_poll()
 
     def health(self) -> Health:
@@ -175,16 +159,16 @@ class SwarmExecutor:
             attempt.log.note("log_paths are not collected by the Swarm executor")
         try:
             service_id = self._create_service(attempt.spec)
-        except _ENGINE_GONE as error:
+        except ENGINE_GONE as error:
             if isinstance(error, UNREACHABLE):
                 self._manager.mark_down(error)
             self._attempts.send_back(attempt, f"swarm manager unavailable: {error}")
             return
         except APIError as error:
             if error.status_code == _NOT_A_MANAGER:
-                self._attempts.send_back(attempt, f"swarm manager unavailable: {_explain(error)}")
+                self._attempts.send_back(attempt, f"swarm manager unavailable: {explain(error)}")
             else:
-                self._fail(attempt, Ending.START_FAILED, f"start failed: {_explain(error)}")
+                self._fail(attempt, Ending.START_FAILED, f"start failed: {explain(error)}")
             return
         with self._lock:
             attempt.service_id = service_id
@@ -229,6 +213,8 @@ class SwarmExecutor:
     def _poll(self) -> None:
         """Pool job: one task list for every watched service; act on what changed."""
         try:
+            if self._manager.check().ok:  # probes at most once a second
+                self._recovery.retry()  # adopts what waited for the manager
             watched = {
                 a.service_id: a
                 for a in self._attempts.all()
@@ -236,7 +222,7 @@ class SwarmExecutor:
             }
             if watched:
                 self._poll_tasks(watched)
-        except _ENGINE_GONE as error:
+        except ENGINE_GONE as error:
             self._manager.mark_down(error)
         except Exception:
             log.exception("polling swarm tasks failed")
@@ -285,20 +271,30 @@ class SwarmExecutor:
         attempt.started_at = started_at
         spec = attempt.spec
         container = status.container_id or str(attempt.service_id)
-        self._attempts.tell(
-            lambda lsn: lsn.attempt_started(spec.task_id, started_at, container, attempt.node)
+        node = attempt.node
+        self._reporter.tell(
+            f"the start of task {spec.task_id}",
+            lambda lsn: lsn.attempt_started(spec.task_id, started_at, container, node),
         )
-        with self._lock:
-            attempt.phase = _Phase.RUNNING
+        output = None
         if status.state == "running":
-            attempt.output = ServiceOutput(str(attempt.service_id), attempt.log, spec.task_id[:8])
-            attempt.output.follow(self._manager.api())
+            output = ServiceOutput(str(attempt.service_id), attempt.log, spec.task_id[:8])
+        deadline = None
         if spec.max_runtime_seconds is not None:
             elapsed = max(0.0, (self._clock() - started_at).total_seconds())
             on_deadline = functools.partial(self._on_deadline, attempt)
-            attempt.deadline = self._timers.call_later(
-                spec.max_runtime_seconds - elapsed, on_deadline
-            )
+            deadline = self._timers.call_later(spec.max_runtime_seconds - elapsed, on_deadline)
+        with self._lock:  # published with the phase: whoever finishes it sees them
+            running = attempt.phase == _Phase.SUBMITTED
+            if running:
+                attempt.output, attempt.deadline = output, deadline
+                attempt.phase = _Phase.RUNNING
+        if not running:  # killed meanwhile: its terminator finishes it
+            if deadline is not None:
+                deadline.cancel()
+            return
+        if output is not None:
+            output.follow(self._manager.api())
 
     def _node_name(self, node_id: str | None) -> str | None:
         """The hostname of a swarm node (its id if it cannot be inspected)."""
@@ -329,7 +325,7 @@ class SwarmExecutor:
             attempt.deadline.cancel()
         try:
             outcome = self._final_outcome(attempt, status)
-        except _ENGINE_GONE as error:
+        except ENGINE_GONE as error:
             self._manager.mark_down(error)
             with self._lock:
                 attempt.phase = _Phase.RUNNING  # the next poll after reconnecting retries
@@ -337,9 +333,9 @@ class SwarmExecutor:
         except Exception as error:
             log.exception("finishing task %s failed", attempt.spec.task_id)
             outcome = self._lost(attempt, f"executor error: {error}")
-        self._attempts.report(attempt, outcome)
-        if status is not None:
-            self._remove(str(attempt.service_id))
+        # Removed only once the outcome is stored; a service already gone needs no removal.
+        dispose = _nothing if status is None else functools.partial(self._remove_of, attempt)
+        self._attempts.report(attempt, outcome, dispose)
 
     def _final_outcome(self, attempt: _Attempt, status: TaskStatus | None) -> Outcome:
         if status is not None and status.ran:
@@ -427,37 +423,75 @@ class SwarmExecutor:
             attempt.deadline.cancel()
         if attempt.started_at is not None:
             self._read_rest(attempt)
-        self._remove(str(attempt.service_id))
-        self._attempts.report(attempt, self._killed(attempt, None))
+        self._remove_of(attempt)  # the one way to stop it, so before its outcome is stored
+        self._attempts.report(attempt, self._killed(attempt, None), _nothing)
 
     # -- recovery ---------------------------------------------------------------------
 
-    def _adopt(self, item: InFlight, service: Mapping[str, Any] | None) -> None:
+    def _adopt(self, item: InFlight, service: Service | None) -> None:
         """Take over one attempt from before a restart, or from another instance."""
         spec = item.spec
-        attempt = _Attempt(spec, self._attempts.new_log(spec.task_id, item.logs_until))
+        attempt = _Attempt(spec, self._new_log(spec, item.logs_until))
         if service is None:
-            self._attempts.report(
-                attempt, self._lost(attempt, "task lost: its service was removed")
-            )
+            lost = self._lost(attempt, "task lost: its service was removed")
+            self._attempts.report(attempt, lost, _nothing)
             return
         attempt.service_id = str(service["ID"])
         attempt.phase = _Phase.SUBMITTED  # the next poll marks it running or finishes it
-        self._attempts.add(attempt)
+        try:
+            self._attempts.add(attempt)
+        except ValueError:
+            return  # started meanwhile
+
+    def _find_services(self) -> list[Service]:
+        """Every service with a task id, whatever instance made it."""
+        try:
+            return list(self._manager.api().services(filters={"label": LABEL_TASK_ID}))
+        except APIError as error:
+            if error.status_code != _NOT_A_MANAGER:
+                raise
+            raise EngineUnavailable(explain(error)) from error
+
+    def _remove_strays(self, found: Sequence[Service], in_flight: set[str]) -> None:
+        """Remove this instance's services that match no attempt."""
+        for service in found:
+            labels = service["Spec"].get("Labels", {})
+            task_id = labels.get(LABEL_TASK_ID)
+            if labels.get(LABEL_INSTANCE) != self._settings.instance or task_id in in_flight:
+                continue
+            if not self._attempts.tracks(task_id):
+                log.info("removing service %s: it matches no attempt in flight", service["ID"][:12])
+                self._remove(str(service["ID"]))
 
     # -- reporting and helpers --------------------------------------------------------
 
     def _fail(self, attempt: _Attempt, ending: Ending, reason: str) -> None:
         """The attempt ended before its service was created."""
         outcome = Outcome(attempt.spec.task_id, ending, None, self._clock(), reason=reason)
-        self._attempts.report(attempt, outcome)
+        self._attempts.report(attempt, outcome, _nothing)
+
+    def _new_log(self, spec: AttemptSpec, skip_until: datetime | None = None) -> AttemptLog:
+        """The attempt's output log, capped and batched, delivered until stored."""
+        settings = self._settings
+        return attempt_log(
+            self._reporter,
+            spec.task_id,
+            self._clock,
+            settings.log_cap_bytes,
+            settings.log_batch_lines,
+            skip_until,
+        )
+
+    def _remove_of(self, attempt: _Attempt) -> None:
+        """Remove the attempt's service."""
+        self._remove(str(attempt.service_id))
 
     def _remove(self, service: str) -> None:
         try:
             self._manager.api().remove_service(service)
         except NotFound:
             pass
-        except (APIError, *_ENGINE_GONE) as error:
+        except (APIError, *ENGINE_GONE) as error:
             log.warning("could not remove service %s: %s", service[:12], error)
 
     def _submit(self, job: Callable[..., None], *args: Any) -> bool:
@@ -466,7 +500,7 @@ class SwarmExecutor:
         def guarded() -> None:
             try:
                 job(*args)
-            except _ENGINE_GONE as error:
+            except ENGINE_GONE as error:
                 self._manager.mark_down(error)
             except Exception:
                 log.exception("swarm executor job %s failed", getattr(job, "__name__", job))
@@ -480,6 +514,15 @@ class SwarmExecutor:
         return True
 
 
-def _explain(error: APIError) -> str:
-    """The engine's own words for an error."""
-    return str(error.explanation or error)
+def _by_task(found: Sequence[Service]) -> dict[str, Service]:
+    """Each task's service (a task has at most one: its name is the task's)."""
+    by_task = {}
+    for service in found:
+        task_id = service["Spec"].get("Labels", {}).get(LABEL_TASK_ID)
+        if task_id:
+            by_task[task_id] = service
+    return by_task
+
+
+def _nothing() -> None:
+    """Nothing to dispose of."""

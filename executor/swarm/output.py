@@ -2,7 +2,9 @@
 
 The manager serves a service's logs from whichever node ran its task. A
 followed stream never ends for a finished job, so it is closed by the
-finisher, which then reads what the stream had not delivered yet.
+finisher, which then reads the whole output once more; the entry ledger
+(`executor.logs.EntryLedger`, as for a Docker container) keeps only what the
+live stream had not delivered.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from typing import Any
 
 from docker import APIClient
 from docker.types import CancellableStream
-from urllib3.exceptions import ProtocolError
 
-from executor.connection import UNREACHABLE
-from executor.logs import STREAM_SOURCES, AttemptLog, read_frames, split_timestamp
+from executor.connection import STREAM_BROKEN
+from executor.logs import (
+    STREAM_SOURCES,
+    AttemptLog,
+    EntryLedger,
+    read_frames,
+    resume_point,
+    store_entries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class ServiceOutput:
         self._stream: CancellableStream | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._ledger = EntryLedger()  # written by the follower, then (once it ended) the finisher
 
     def follow(self, api: APIClient) -> None:
         """Start following the output live, on a thread of its own."""
@@ -66,26 +75,24 @@ class ServiceOutput:
     def _follow(self, api: APIClient) -> None:
         try:
             self._read(api, follow=True)
-        except (*UNREACHABLE, ProtocolError, OSError) as error:
+        except STREAM_BROKEN as error:
             if not self._closed.is_set():  # the finisher reads the rest
                 log.info("log stream of service %s broke: %s", self._service_id[:12], error)
         except Exception:
             log.exception("following the logs of service %s failed", self._service_id[:12])
 
     def _read(self, api: APIClient, follow: bool) -> None:
-        for stream_id, payload in self._frames(api, follow):
-            when, data = split_timestamp(payload)
-            if not self._log.feed(STREAM_SOURCES.get(stream_id, "stdout"), when, _message(data)):
-                return  # capped
+        is_new = self._ledger.take_live if follow else self._ledger.rereader()
+        store_entries(self._log, self._frames(api, follow), is_new, _message)
 
     def _frames(self, api: APIClient, follow: bool) -> Iterator[tuple[int, bytes]]:
-        """The service's timestamped output frames, stdout and stderr apart, from the last seen."""
+        """The service's timestamped output frames, stdout and stderr apart."""
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "details": 1}
         if follow:
             params["follow"] = 1
-        self._log.resume_after_last()
-        if self._log.skip_until is not None:
-            params["since"] = int(self._log.skip_until.timestamp())  # feed() skips the rest
+        since = resume_point(self._ledger, self._log, full=not follow)
+        if since is not None:
+            params["since"] = since
         url = api._url("/services/{0}/logs", self._service_id)
         response = api._get(url, params=params, stream=True, timeout=None if follow else 30)
         api._raise_for_status(response)
@@ -93,4 +100,4 @@ class ServiceOutput:
             self._stream = CancellableStream(iter(()), response)  # only to close it from outside
             if self._closed.is_set():
                 self._stream.close()
-        return read_frames(response.raw.read)
+        return read_frames(response.raw.read1)

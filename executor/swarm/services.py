@@ -21,15 +21,9 @@ from docker.types import (
 )
 
 from executor.base import AttemptSpec, Ending, Outcome
+from executor.labels import attempt_labels
 from executor.logs import parse_timestamp
 from executor.swarm.settings import MIB, SwarmSettings
-
-LABEL_INSTANCE = "gnomon.instance"
-LABEL_TASK_ID = "gnomon.task_id"
-LABEL_PROCESS_ID = "gnomon.process_id"
-LABEL_DEFINITION = "gnomon.definition"
-LABEL_TASK_NAME = "gnomon.task_name"
-LABEL_ATTEMPT = "gnomon.attempt"
 
 NANO = 1_000_000_000
 _NANO_CPUS_PER_UNIT = NANO / 1024  # 1024 cpu units = one core, as with the Docker executor
@@ -44,18 +38,6 @@ _NO_IMAGE = re.compile(r"No such image|pull access denied|manifest unknown|not f
 def service_name(spec: AttemptSpec) -> str:
     """The service's name: unique per attempt across instances (task ids are UUIDs)."""
     return re.sub(r"[^A-Za-z0-9-]", "-", f"gnomon-{spec.task_id}")[:63]
-
-
-def service_labels(spec: AttemptSpec, instance: str) -> dict[str, str]:
-    """The labels that find the service again, from this instance or another."""
-    return {
-        LABEL_INSTANCE: instance,
-        LABEL_TASK_ID: spec.task_id,
-        LABEL_PROCESS_ID: spec.process_id,
-        LABEL_DEFINITION: spec.definition_name,
-        LABEL_TASK_NAME: spec.task_name,
-        LABEL_ATTEMPT: str(spec.attempt),
-    }
 
 
 def service_args(spec: AttemptSpec, settings: SwarmSettings) -> dict[str, Any]:
@@ -76,7 +58,7 @@ def service_args(spec: AttemptSpec, settings: SwarmSettings) -> dict[str, Any]:
     return {
         "task_template": template,
         "name": service_name(spec),
-        "labels": service_labels(spec, settings.instance),
+        "labels": attempt_labels(spec, settings.instance),
         "mode": ServiceMode("replicated-job", concurrency=1, replicas=1),
     }
 

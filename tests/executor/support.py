@@ -1,11 +1,11 @@
-"""Helpers for executor tests: a recording listener, a polling wait and a spec factory."""
+"""Helpers for executor tests: recording and failing listeners, a polling wait, a spec factory."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -118,3 +118,52 @@ class RecordingListener:
         """The attempt_started calls for `task_id`."""
         with self._lock:
             return [s for s in self.started if s[0] == task_id]
+
+
+class DatabaseLocked(Exception):
+    """What a listener raises when its write did not go through."""
+
+
+class FlakyListener(RecordingListener):
+    """Fails the first calls of the named methods (so many each), then records as usual.
+
+    `on_failure` runs at each failure, before it is raised (to look at the engine then).
+    """
+
+    def __init__(self, failures: Mapping[str, int], on_failure: Callable[[], None]) -> None:
+        super().__init__()
+        self._left = dict(failures)
+        self._on_failure = on_failure
+        self.failed = 0
+        self._flaky_lock = threading.Lock()
+
+    def _fail(self, method: str) -> None:
+        with self._flaky_lock:
+            if self._left.get(method, 0) == 0:
+                return
+            self._left[method] -= 1
+            self.failed += 1
+        self._on_failure()
+        raise DatabaseLocked("database is locked")
+
+    def attempt_started(
+        self, task_id: str, started_at: datetime, container_id: str, node: str | None = None
+    ) -> None:
+        """Fail, or record."""
+        self._fail("attempt_started")
+        super().attempt_started(task_id, started_at, container_id, node)
+
+    def attempt_logs(self, task_id: str, lines: Sequence[LogLine]) -> None:
+        """Fail, or record."""
+        self._fail("attempt_logs")
+        super().attempt_logs(task_id, lines)
+
+    def attempt_waiting(self, task_id: str, reason: str) -> None:
+        """Fail, or record."""
+        self._fail("attempt_waiting")
+        super().attempt_waiting(task_id, reason)
+
+    def attempt_finished(self, outcome: Outcome) -> None:
+        """Fail, or record."""
+        self._fail("attempt_finished")
+        super().attempt_finished(outcome)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import socket
 import threading
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from docker.errors import ImageNotFound
 
-from executor.base import Ending, EngineUnavailable, InFlight
+from executor.base import Ending, EngineUnavailable
 from executor.docker import DockerExecutor, DockerSettings
 from executor.logs import parse_timestamp
 from tests.executor.registry import serve_image
@@ -354,95 +353,6 @@ def test_printing_200_mb_keeps_memory_bounded(make_executor: MakeExecutor) -> No
     assert counting.byte_count <= 10 * 1024 * 1024
     assert counting.byte_count > 9 * 1024 * 1024
     assert peak - before < 40 * 1024 * 1024, f"RSS grew by {(peak - before) / 2**20:.1f} MiB"
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    paths: list[str] = []
-
-    def do_GET(self) -> None:
-        """Remember the path; answer 204."""
-        self.paths.append(self.path)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def callback_server() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 recording the paths it is asked for."""
-    handler = type("Handler", (_Recorder,), {"paths": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler.paths
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def test_a_container_calls_back_over_loopback(
-    make_executor: MakeExecutor,
-    listener: RecordingListener,
-    callback_server: tuple[str, list[str]],
-) -> None:
-    url, paths = callback_server
-    executor = make_executor(network_mode="host")
-    spec = make_spec(
-        ["sh", "-c", 'wget -q -O - "$GNOMON_URL/api/tasks/$GNOMON_TASK_ID/ping"'],
-        environment={"GNOMON_URL": url, "GNOMON_TASK_ID": "task-42"},
-    )
-    executor.start(spec)
-    outcome = listener.wait_outcome(spec.task_id)
-    assert outcome.exit_code == 0, listener.messages(spec.task_id)
-    assert paths == ["/api/tasks/task-42/ping"]
-
-
-def test_recover_reattaches_finalises_and_reports_lost(
-    make_executor: MakeExecutor, docker_client: Any
-) -> None:
-    before = RecordingListener()
-    first = make_executor(before, kill_grace_seconds=0)
-    counting = "i=0; while [ $i -lt 60 ]; do echo n $i; i=$((i+1)); sleep 0.05; done"
-    running = make_spec(["sh", "-c", counting])
-    exits_while_down = make_spec(["sh", "-c", "echo early; sleep 1; echo late; exit 4"])
-    stray = make_spec(SLEEP)
-    for spec in (running, exits_while_down, stray):
-        first.start(spec)
-    wait_for(lambda: len(before.messages(running.task_id)) >= 5, what="some output")
-    wait_for(lambda: before.messages(exits_while_down.task_id) == ["early"])
-    first.close()  # a "restart": containers keep running
-    stored = before.lines(running.task_id)
-    assert before.outcome(running.task_id) is None
-    wait_for(lambda: _state(docker_client, exits_while_down.task_id) == "exited")
-
-    after = RecordingListener()
-    second = make_executor(after, kill_grace_seconds=0)
-    lost = make_spec(SLEEP)
-    second.recover(
-        [
-            InFlight(running, logs_until=stored[-1].when),
-            InFlight(exits_while_down, logs_until=before.lines(exits_while_down.task_id)[-1].when),
-            InFlight(lost),
-        ]
-    )
-    done = after.wait_outcome(running.task_id)
-    assert (done.ending, done.exit_code) == (Ending.EXITED, 0)
-    again = [line.message for line in stored] + after.messages(running.task_id, "stdout")
-    assert again == [f"n {i}" for i in range(60)]
-    assert len(after.starts(running.task_id)) == 1
-
-    exited = after.wait_outcome(exits_while_down.task_id)
-    assert (exited.ending, exited.exit_code, exited.reason) == (Ending.EXITED, 4, "exit code 4")
-    # "late" may have been read before the close (on a busy machine); never twice, never lost.
-    both = before.messages(exits_while_down.task_id) + after.messages(exits_while_down.task_id)
-    assert both == ["early", "late"]
-
-    gone = after.wait_outcome(lost.task_id)
-    assert (gone.ending, gone.reason) == (Ending.LOST, "container lost")
-    wait_for(lambda: _state(docker_client, stray.task_id) is None, what="stray removed")
-    assert after.outcome(stray.task_id) is None
 
 
 def test_reconciliation_finds_an_exit_the_event_stream_missed(

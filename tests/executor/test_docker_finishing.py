@@ -6,59 +6,18 @@ or a batch of output that could not be stored is offered again, never dropped.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from executor.base import Ending, Outcome
+from executor.base import Ending
 from executor.docker import DockerExecutor
-from tests.executor.support import RecordingListener, make_spec, task_containers, wait_for
+from tests.executor.support import FlakyListener, make_spec, task_containers, wait_for
 
 pytestmark = pytest.mark.docker
 
 MakeExecutor = Callable[..., DockerExecutor]
-
-
-class DatabaseLocked(Exception):
-    """What a listener raises when its write did not go through."""
-
-
-class FlakyListener(RecordingListener):
-    """Fails the first `failures` calls of the named method, then records as usual."""
-
-    def __init__(self, method: str, failures: int, on_failure: Callable[[], None]) -> None:
-        super().__init__()
-        self._method = method
-        self._left = failures
-        self._on_failure = on_failure
-        self.failed = 0
-        self._flaky_lock = threading.Lock()
-
-    def _fail(self, method: str) -> None:
-        with self._flaky_lock:
-            if method != self._method or self._left == 0:
-                return
-            self._left -= 1
-            self.failed += 1
-        self._on_failure()
-        raise DatabaseLocked("database is locked")
-
-    def attempt_started(self, task_id: str, started_at: Any, container_id: str) -> None:
-        """Fail, or record."""
-        self._fail("attempt_started")
-        super().attempt_started(task_id, started_at, container_id)
-
-    def attempt_logs(self, task_id: str, lines: Any) -> None:
-        """Fail, or record."""
-        self._fail("attempt_logs")
-        super().attempt_logs(task_id, lines)
-
-    def attempt_finished(self, outcome: Outcome) -> None:
-        """Fail, or record."""
-        self._fail("attempt_finished")
-        super().attempt_finished(outcome)
 
 
 def test_an_outcome_is_retried_until_stored_and_only_then_the_container_removed(
@@ -67,8 +26,7 @@ def test_an_outcome_is_retried_until_stored_and_only_then_the_container_removed(
     spec = make_spec(["sh", "-c", "echo bye; exit 3"])
     seen_at_failure: list[int] = []
     flaky = FlakyListener(
-        "attempt_finished",
-        3,
+        {"attempt_finished": 3},
         lambda: seen_at_failure.append(len(task_containers(docker_client, spec.task_id))),
     )
     executor = make_executor(flaky)
@@ -88,8 +46,7 @@ def test_a_start_that_is_not_stored_is_retried_while_the_container_runs(
     spec = make_spec(["sh", "-c", "sleep 2; echo done"])
     running: list[str] = []
     flaky = FlakyListener(
-        "attempt_started",
-        2,
+        {"attempt_started": 2},
         lambda: running.extend(c["State"] for c in task_containers(docker_client, spec.task_id)),
     )
     executor = make_executor(flaky)
@@ -104,7 +61,7 @@ def test_a_start_that_is_not_stored_is_retried_while_the_container_runs(
 def test_output_that_is_not_stored_is_offered_again_never_dropped(
     make_executor: MakeExecutor,
 ) -> None:
-    flaky = FlakyListener("attempt_logs", 3, lambda: None)
+    flaky = FlakyListener({"attempt_logs": 3}, lambda: None)
     executor = make_executor(flaky, log_batch_lines=10)
     spec = make_spec(["sh", "-c", "i=0; while [ $i -lt 100 ]; do echo $i; i=$((i+1)); done"])
     executor.start(spec)

@@ -10,7 +10,6 @@ import pytest
 from executor.base import Ending, InFlight
 from executor.swarm import SwarmExecutor, SwarmSettings
 from tests.executor.support import RecordingListener, make_spec, wait_for
-from tests.support.callbacks import recording_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -121,21 +120,6 @@ def test_another_instance_adopts_attempts_and_leaves_its_strays(
     assert len(second_listener.starts(own.task_id)) == 1  # tracked already: not adopted again
     assert _service(docker_client, foreign_stray.task_id) is not None  # not its to remove
     docker_client.api.remove_service(_service(docker_client, foreign_stray.task_id)["ID"])
-
-
-def test_a_task_calls_back_over_the_host_network(
-    make_swarm_executor: MakeExecutor, listener: RecordingListener
-) -> None:
-    with recording_server() as (url, paths):
-        executor = make_swarm_executor()
-        spec = make_spec(
-            ["sh", "-c", 'wget -q -O - "$GNOMON_URL/api/tasks/$GNOMON_TASK_ID/ping"'],
-            environment={"GNOMON_URL": url, "GNOMON_TASK_ID": "task-42"},
-        )
-        executor.start(spec)
-        outcome = listener.wait_outcome(spec.task_id)
-    assert outcome.exit_code == 0, listener.messages(spec.task_id)
-    assert paths == ["/api/tasks/task-42/ping"]
 
 
 def test_a_start_of_an_attempt_whose_service_exists_takes_it_over(

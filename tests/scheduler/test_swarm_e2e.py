@@ -15,7 +15,7 @@ from tests.scheduler.test_durability import Service
 from tests.scheduler.test_e2e import definition, run_once, statuses, task, tasks_of
 from tests.support.callbacks import recording_server
 from tests.support.leaks import session_instance
-from tests.support.live import free_port, live_service, wait_for
+from tests.support.live import live_service, wait_for
 from tests.support.postgres import PostgresServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.slow]
@@ -85,7 +85,7 @@ def test_another_instance_finishes_the_run_of_a_killed_one(
 
 def _kill_one_of_two_mid_dag(url: str, counter: str, docker_client: Any) -> dict[str, Any]:
     """Two serve processes; SIGKILL the one running task b; the run once the other ended it."""
-    services = [Service(url, free_port(), session_instance()) for _ in range(2)]
+    services = [Service(url, session_instance()) for _ in range(2)]
     for service in services:
         service.env.update(
             {f"GNOMON_{key}": str(value) for key, value in SWARM.items()}
