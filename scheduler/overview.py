@@ -20,7 +20,6 @@ from definitions.run_inputs import output_name
 from scheduler.errors import NotFound
 from scheduler.models import (
     Definition,
-    DefinitionVersion,
     LogEntry,
     MetadataEntry,
     Run,
@@ -90,16 +89,6 @@ class RunDetail:
         """Attempt `task_id`'s metadata that publishes no output."""
         found = self.metadata.get(task_id, {})
         return {k: v for k, v in found.items() if output_name(k) is None}
-
-
-@dataclass(frozen=True)
-class VersionView:
-    """One stored version of a definition."""
-
-    version: int
-    body: str
-    created_at: datetime
-    created_by: str | None
 
 
 @dataclass(frozen=True)
@@ -206,25 +195,6 @@ def latest_metadata(task_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         for task_id, key, value in rows:
             latest[task_id][key] = value
     return dict(latest)
-
-
-def versions(name: str) -> list[VersionView]:
-    """Every version `name` ever had, newest first; NotFound if it never existed."""
-    rows = (
-        DefinitionVersion.select(
-            DefinitionVersion.version,
-            DefinitionVersion.body,
-            DefinitionVersion.created_at,
-            DefinitionVersion.created_by,
-        )
-        .where(DefinitionVersion.name == name)
-        .order_by(DefinitionVersion.version.desc())
-        .tuples()
-    )
-    found = [VersionView(*row) for row in rows]
-    if not found:
-        raise NotFound("process_definition", name)
-    return found
 
 
 def log_entries_after(

@@ -29,6 +29,7 @@ from app.console.present import (
 )
 from app.http import name_param, uuid_param
 from app.log_stream import log_stream_response
+from definitions import definition_to_json
 from definitions.layout import layout
 from definitions.wording import describe_schedule
 from scheduler import overview, queries
@@ -113,14 +114,14 @@ def definition(name: str) -> str:
     """One definition: its DAG, tasks, parameters, notifications, runs and versions (with a
     diff between two)."""
     view = queries.get_definition(name_param(name))
-    versions = overview.versions(name)
+    versions = queries.list_versions(name)[::-1]  # newest first
     numbers = [v.version for v in versions]
     new = request.args.get("to", numbers[0], type=int)
     old = request.args.get("from", numbers[1] if len(numbers) > 1 else numbers[0], type=int)
-    by_number = {v.version: v for v in versions}
     diff = []
-    if old in by_number and new in by_number and old != new:
-        diff = version_diff(by_number[old].body, by_number[new].body, f"v{old}", f"v{new}")
+    if old in numbers and new in numbers and old != new:
+        bodies = [definition_to_json(queries.get_version(name, n).definition) for n in (old, new)]
+        diff = version_diff(*bodies, f"v{old}", f"v{new}")
     return render(
         "definition.html",
         view=view,
