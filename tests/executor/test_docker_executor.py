@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from docker.errors import ImageNotFound
 
-from executor.base import Ending, EngineUnavailable
+from executor.base import Ending
 from executor.docker import DockerExecutor, DockerSettings
 from executor.logs import parse_timestamp
 from tests.executor.registry import serve_image
@@ -68,19 +68,6 @@ def test_limits_and_labels_are_visible_in_inspect(
     assert listener.wait_outcome(spec.task_id).ending == Ending.KILLED
 
 
-@pytest.mark.parametrize(("code", "reason"), [(0, None), (3, "exit code 3")])
-def test_exit_codes(
-    make_executor: MakeExecutor, listener: RecordingListener, code: int, reason: str | None
-) -> None:
-    executor = make_executor()
-    spec = make_spec(["sh", "-c", f"exit {code}"])
-    executor.start(spec)
-    outcome = listener.wait_outcome(spec.task_id)
-    assert (outcome.ending, outcome.exit_code, outcome.reason) == (Ending.EXITED, code, reason)
-    assert outcome.started_at is not None and outcome.started_at <= outcome.ended_at
-    assert len(listener.starts(spec.task_id)) == 1
-
-
 def test_output_order_is_kept_per_stream(
     make_executor: MakeExecutor, listener: RecordingListener
 ) -> None:
@@ -102,17 +89,6 @@ def test_long_lines_are_split_in_chunks(
     listener.wait_outcome(spec.task_id)
     sizes = [len(m) for m in listener.messages(spec.task_id, "stdout")]
     assert sizes == [65536, 65536, 150000 - 2 * 65536, 4]
-
-
-def test_a_memory_hog_is_killed_out_of_memory(
-    make_executor: MakeExecutor, listener: RecordingListener
-) -> None:
-    executor = make_executor()
-    spec = make_spec(["sh", "-c", "x=a; while true; do x=$x$x; done"], memory_mib=6)
-    executor.start(spec)
-    outcome = listener.wait_outcome(spec.task_id)
-    assert (outcome.ending, outcome.reason) == (Ending.OOM_KILLED, "killed: out of memory")
-    assert outcome.oom_killed and outcome.exit_code == 137
 
 
 def test_kill_terminates_then_kills(
@@ -209,20 +185,6 @@ def test_many_instant_exits_are_all_finalised(
         assert listener.messages(spec.task_id, "stdout") == [str(i)]
         assert len(listener.starts(spec.task_id)) == 1
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
-
-
-def test_max_runtime_is_enforced(make_executor: MakeExecutor, listener: RecordingListener) -> None:
-    executor = make_executor(kill_grace_seconds=1)
-    spec = make_spec(SLEEP, max_runtime_seconds=2)
-    executor.start(spec)
-    outcome = listener.wait_outcome(spec.task_id)
-    assert (outcome.ending, outcome.reason) == (
-        Ending.TIMED_OUT,
-        "killed: exceeded max_runtime_seconds (2)",
-    )
-    assert outcome.started_at is not None
-    ran = (outcome.ended_at - outcome.started_at).total_seconds()
-    assert 2 <= ran < 15
 
 
 def test_a_missing_image_ends_within_seconds(
@@ -371,18 +333,6 @@ def test_reconciliation_finds_an_exit_the_event_stream_missed(
     assert listener.messages(spec.task_id, "stdout") == ["done"]
 
 
-def test_a_container_removed_behind_our_back_is_lost(
-    make_executor: MakeExecutor, listener: RecordingListener, docker_client: Any
-) -> None:
-    executor = make_executor()
-    spec = make_spec(SLEEP)
-    executor.start(spec)
-    (_, _, container_id), *_ = wait_for(lambda: listener.starts(spec.task_id))
-    docker_client.api.remove_container(container_id, force=True)
-    outcome = listener.wait_outcome(spec.task_id)
-    assert (outcome.ending, outcome.reason) == (Ending.LOST, "container lost")
-
-
 def test_finished_containers_are_removed_unless_kept(
     make_executor: MakeExecutor, listener: RecordingListener, docker_client: Any
 ) -> None:
@@ -404,23 +354,6 @@ def test_finished_containers_are_removed_unless_kept(
 def _state(client: Any, task_id: str) -> str | None:
     found = client.api.containers(all=True, filters={"label": f"gnomon.task_id={task_id}"})
     return found[0]["State"] if found else None
-
-
-def test_an_unreachable_engine_is_reported_not_failed(
-    busybox_image: str, instance: str, tmp_path: Path
-) -> None:
-    settings = DockerSettings(instance=instance, docker_host=f"unix://{tmp_path}/none.sock")
-    executor = DockerExecutor(settings)
-    listener = RecordingListener()
-    executor.open(listener)
-    try:
-        health = executor.health()
-        assert not health.ok and "unreachable" in health.detail
-        with pytest.raises(EngineUnavailable):
-            executor.start(make_spec(["true"]))
-        assert listener.finished == [] and listener.waiting == []
-    finally:
-        executor.close()
 
 
 def test_health_answers_quickly_when_the_socket_hangs(
