@@ -48,14 +48,19 @@ class ServiceOutput:
         self._stream: CancellableStream | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._lock = threading.Lock()  # a thread in `_thread` has always been started
         self._ledger = EntryLedger()  # written by the follower, then (once it ended) the finisher
 
     def follow(self, api: APIClient) -> None:
-        """Start following the output live, on a thread of its own."""
-        self._thread = threading.Thread(
+        """Start following the output live, on a thread of its own (not once stopped)."""
+        thread = threading.Thread(
             target=self._follow, args=(api,), name=f"gnomon-swarm-logs-{self._name}", daemon=True
         )
-        self._thread.start()
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._thread = thread
+            thread.start()
 
     def finish(self, api: APIClient) -> None:
         """Stop following, then read whatever the live stream had not delivered yet."""
@@ -66,11 +71,13 @@ class ServiceOutput:
 
     def stop(self) -> None:
         """Stop following (the executor closes, or the attempt ended)."""
-        self._closed.set()
+        with self._lock:
+            self._closed.set()
+            thread = self._thread
         if self._stream is not None:
             self._stream.close()
-        if self._thread is not None:
-            self._thread.join(_JOIN_SECONDS)
+        if thread is not None:
+            thread.join(_JOIN_SECONDS)
 
     def _follow(self, api: APIClient) -> None:
         try:
