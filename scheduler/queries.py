@@ -28,7 +28,6 @@ from scheduler.views import (
     AuditView,
     DefinitionView,
     DeliveryView,
-    LastRun,
     LogEntryView,
     MetadataEntryView,
     RunFilter,
@@ -110,26 +109,6 @@ def list_definitions(limit: int | None = None, after: str | None = None) -> list
     if limit is not None:
         query = query.limit(limit)
     return [definition_view(row) for row in query]
-
-
-def last_runs(names: Sequence[str]) -> dict[str, LastRun]:
-    """The newest run of each of the definitions `names` that has one (one query)."""
-    if not names:
-        return {}
-    newest = Run.alias()
-    latest = newest.select(fn.MAX(newest.started_at)).where(
-        newest.definition_name == Run.definition_name
-    )
-    query = (
-        Run.select(Run.definition_name, Run.id, Run.status, Run.started_at)
-        .where(Run.definition_name.in_(list(names)) & (Run.started_at == latest))
-        .order_by(Run.id)
-        .tuples()
-    )
-    return {
-        name: LastRun(run_id, RunStatus(status).wire, started)
-        for name, run_id, status, started in query
-    }
 
 
 def list_versions(name: str) -> list[VersionView]:

@@ -25,15 +25,6 @@ class DefinitionView:
 
 
 @dataclass(frozen=True)
-class LastRun:
-    """The newest run of a definition, for listings."""
-
-    id: str
-    status: str  # wire status
-    started_at: datetime
-
-
-@dataclass(frozen=True)
 class VersionView:
     """One stored version of a definition (secret values masked), and who made it when."""
 

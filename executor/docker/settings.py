@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from executor.labels import LABEL_INSTANCE
-
 MIB = 1024 * 1024
 
 
@@ -47,8 +45,3 @@ class DockerSettings:
                 raise ValueError(f"{name} must be greater than 0, not {value}")
         if self.kill_grace_seconds < 0:
             raise ValueError(f"kill_grace_seconds must not be negative: {self.kill_grace_seconds}")
-
-    @property
-    def instance_label(self) -> str:
-        """The label filter that selects this instance's containers."""
-        return f"{LABEL_INSTANCE}={self.instance}"
