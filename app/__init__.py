@@ -140,6 +140,7 @@ def build_executor(settings: Mapping[str, object]) -> Executor:
             network_mode=settings["DOCKER_NETWORK_MODE"],
             docker_host=settings["DOCKER_HOST"] or None,
             log_cap_bytes=settings["LOG_CAP_BYTES"],
+            log_max_size=settings["DOCKER_LOG_MAX_SIZE"],
             kill_grace_seconds=settings["KILL_GRACE_SECONDS"],
             keep_failed_containers=settings["KEEP_FAILED_CONTAINERS"],
             pull_timeout_seconds=settings["PULL_TIMEOUT_SECONDS"],

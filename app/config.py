@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from executor.log_files import parse_size
 from scheduler.notify.destinations import parse_networks
 
 MIB = 1024 * 1024
@@ -59,6 +60,15 @@ def _networks_problem(value: str) -> str | None:
     except ValueError as error:
         return f"must list addresses or CIDR networks separated by commas ({error})"
     return None
+
+
+def _log_size_problem(value: str) -> str | None:
+    """Why `value` is not an engine log size (`64m`, `512k`, `1g`) above 0, or None; empty is."""
+    try:
+        size = parse_size(value) if value else 1
+    except ValueError:
+        size = 0
+    return None if size > 0 else "must be a size above 0 such as 64m, 512k or 1g, or empty"
 
 
 def split_paths(value: str) -> tuple[str, ...]:
@@ -155,6 +165,14 @@ SETTINGS: tuple[Setting, ...] = (
         "DOCKER_NETWORK_MODE", "bridge", str,
         "Docker network mode of task containers (bridge, host, or a network name).",
         lambda value: None if value else "must not be empty",
+    ),
+    Setting(
+        "DOCKER_LOG_MAX_SIZE", "64m", str,
+        "Size at which a task container's json-file log file rotates (`max-size`, e.g. 64m; "
+        "two files kept) when the engine logs to json-file; empty keeps the engine's own "
+        "log options. An output whose log file never rotated is read once; otherwise it is "
+        "read again after the exit, so that no line the live stream skipped is lost.",
+        _log_size_problem,
     ),
     Setting(
         "ALLOWED_BIND_PATHS", "", str,

@@ -19,6 +19,7 @@ from typing import Any
 
 from executor.base import Ending
 from executor.docker.engine import engine_time
+from executor.log_files import Tally
 from executor.logs import EntryLedger
 from executor.timers import TimerHandle
 from executor.tracking import Attempts as Tracking
@@ -70,8 +71,8 @@ class Phase(enum.Enum):
 class Attempt(Tracked):
     """One attempt. Fields below `log` are read and written only under `Attempts.lock`.
 
-    (`reader_broken` and `ledger` excepted: only the attempt's one reader thread, or
-    the finaliser once that thread has ended, touch them.)
+    (`reader_broken`, `ledger` and `live_read` excepted: only the attempt's
+    one reader thread, or the finaliser once that thread has ended, touch them.)
     """
 
     phase: Phase = Phase.STARTING
@@ -85,6 +86,8 @@ class Attempt(Tracked):
     reader_broken: bool = False  # its log stream broke before the output ended
     close_stream: Callable[[], None] | None = None  # cuts the live log stream short
     ledger: EntryLedger = field(default_factory=EntryLedger)  # output entries already read
+    # What the live stream read, if it read from the first entry until it ended by itself.
+    live_read: Tally | None = None
     deadline: TimerHandle | None = None
     interrupters: list[Callable[[], None]] = field(default_factory=list)  # wake a blocked start
 

@@ -27,7 +27,7 @@ from executor.docker.finishing import Finisher
 from executor.docker.kills import Killer
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
-from executor.docker.settings import MIB
+from executor.docker.settings import LOG_MAX_FILES, MIB
 from executor.labels import attempt_labels
 from executor.pull_policy import NEVER, PullMemo, effective_policy
 
@@ -154,10 +154,21 @@ class Launcher:
             "image": spec.image_ref,
             "command": list(spec.command) or None,
             "environment": dict(spec.environment),
-            "host_config": api.create_host_config(**host, **limits),
+            "host_config": api.create_host_config(**host, **limits, log_config=self._log_config()),
             "name": name,
             "detach": True,
             **create,  # the task's container options, and the labels
+        }
+
+    def _log_config(self) -> dict[str, Any] | None:
+        """Large json-file logs, so that an output within the cap is read once (see
+        `executor.log_files`); None keeps the engine's own (another driver, or so set)."""
+        max_size = self._rt.settings.log_max_size
+        if not max_size or self._rt.engine.default_log_driver() != "json-file":
+            return None
+        return {
+            "Type": "json-file",
+            "Config": {"max-size": max_size, "max-file": str(LOG_MAX_FILES)},
         }
 
     def _container_name(self, spec: AttemptSpec) -> str:

@@ -39,6 +39,7 @@ class Engine(Connection):
             settings.http_pool_size,
         )
         self._settings = settings
+        self._log_driver: str | None = None
 
     # -- raw calls --------------------------------------------------------------------
 
@@ -64,6 +65,20 @@ class Engine(Connection):
         except NotFound:
             return None
 
+    def log_config(self, container_id: str) -> Mapping[str, Any] | None:
+        """The container's effective LogConfig (`Type`, `Config`), or None if it is gone."""
+        try:
+            host_config = self.api().inspect_container(container_id)["HostConfig"]
+        except NotFound:
+            return None
+        return host_config.get("LogConfig") or {}  # type: ignore[no-any-return]
+
+    def default_log_driver(self) -> str:
+        """The logging driver containers get unless told otherwise (asked once)."""
+        if self._log_driver is None:
+            self._log_driver = str(self.api().info().get("LoggingDriver", ""))
+        return self._log_driver
+
     def remove(self, container: str) -> None:
         """Remove the container (by id or name) with its volumes; quiet if it is gone."""
         try:
@@ -84,9 +99,10 @@ class Engine(Connection):
         )
 
     def open_logs(
-        self, container_id: str, *, follow: bool, since: str | None
+        self, container_id: str, *, follow: bool, since: str | None, tail: int | None = None
     ) -> tuple[CancellableStream, Frames]:
-        """The container's demultiplexed, timestamped output frames, and a handle to close them.
+        """The container's demultiplexed, timestamped output frames (from `since`, or its
+        last `tail` only), and a handle to close them.
 
         The SDK's `logs()` merges stdout and stderr and inspects the container
         first; one raw request keeps both streams apart, in order, on one connection.
@@ -95,6 +111,8 @@ class Engine(Connection):
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": int(follow)}
         if since is not None:
             params["since"] = since
+        if tail is not None:
+            params["tail"] = tail
         url = api._url("/containers/{0}/logs", container_id)
         response = api._get(url, params=params, stream=True, timeout=None)
         api._raise_for_status(response)

@@ -2,7 +2,9 @@
 
 The engine's live stream (`follow`) can repeat entries and can skip whole log
 files when the json-file log rotates; so it is used for output as it comes,
-and after the exit one full read adds every entry the live stream missed.
+and after the exit one full read adds every entry the live stream missed,
+unless it cannot have missed any: it read from the first entry to the log's
+last one, and the log file never rotated (`executor.log_files`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from executor.connection import STREAM_BROKEN, explain
 from executor.docker.attempts import Attempt
 from executor.docker.engine import Frames
 from executor.docker.runtime import Runtime
+from executor.log_files import Frame, Tally, ends_the_log, never_rotated
 from executor.logs import STREAM_SOURCES, resume_point, store_entries, tar_members
 
 log = logging.getLogger(__name__)
@@ -56,12 +59,8 @@ class OutputReader:
 
     def drain(self, attempt: Attempt) -> None:
         """The container exited: let the live stream end, then store what it missed."""
-        reader, _ = self._rt.attempts.reading(attempt)
-        if reader is not None:
-            reader.join(timeout=_LOG_DRAIN_SECONDS)
-            if reader.is_alive():
-                self.stop(attempt)
-        if not attempt.log.truncated:
+        ended = self._reader_ended(attempt)
+        if not attempt.log.truncated and not (ended and self._read_whole(attempt)):
             self._read_all(attempt)
         for source in STREAM_SOURCES.values():
             attempt.log.end(source)
@@ -79,13 +78,55 @@ class OutputReader:
             except APIError as error:
                 attempt.log.note(f"log path {path} could not be read: {explain(error)}")
 
+    def _reader_ended(self, attempt: Attempt) -> bool:
+        """Wait for the live stream to end; True if it ended by itself (not cut short)."""
+        reader, _ = self._rt.attempts.reading(attempt)
+        if reader is None:
+            return False
+        reader.join(timeout=_LOG_DRAIN_SECONDS)
+        if reader.is_alive():
+            self.stop(attempt)
+            return False
+        return True
+
+    def _read_whole(self, attempt: Attempt) -> bool:
+        """Whether the live stream, which ended by itself, read the whole output: from
+        the first entry to the log's last, in a log file that never rotated
+        (`executor.log_files`). Unsure (the engine did not answer as hoped) is no."""
+        live = attempt.live_read
+        if live is None:
+            return False
+        assert attempt.container_id is not None
+        try:
+            if not ends_the_log(live, self._last_entry(attempt.container_id)):
+                return False
+            if live.last is None:
+                return True  # no output at all
+            log_config = self._rt.engine.log_config(attempt.container_id)
+        except (APIError, ProtocolError, OSError) as error:
+            log.info("task %s: output read again: %s", attempt.task_id, error)
+            return False
+        return log_config is not None and never_rotated(log_config, live.bytes)
+
+    def _last_entry(self, container_id: str) -> Frame | None:
+        """The container's last output entry (None without output)."""
+        stream, frames = self._rt.engine.open_logs(container_id, follow=False, since=None, tail=1)
+        try:
+            return next(frames, None)
+        finally:
+            _close_quietly(stream)
+
     def _follow(self, attempt: Attempt) -> None:
         """Thread: follow the container's output until it ends, breaks or reaches the cap."""
         attempt.reader_broken = False
+        attempt.live_read = None
         try:
             since = resume_point(attempt.ledger, attempt.log, full=False)
+            live = Tally()
             frames = self._open(attempt, follow=True, since=since)
-            store_entries(attempt.log, frames, attempt.ledger.take_live)
+            store_entries(attempt.log, live.count(frames), attempt.ledger.take_live)
+            if since is None and not self._rt.closing.is_set():  # not cut short by close()
+                attempt.live_read = live
         except STREAM_BROKEN as error:
             # Followed again by reconciliation while it runs; read in full at its exit.
             attempt.reader_broken = not self._rt.closing.is_set()

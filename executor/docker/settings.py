@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from executor.log_files import parse_size
+
 MIB = 1024 * 1024
+LOG_MAX_FILES = 2  # a container's log files when Gnomon sets them: one rotated, one written
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,9 @@ class DockerSettings:
     network_mode: str = "bridge"
     docker_host: str | None = None  # None: $DOCKER_HOST, else the local socket (no CLI context)
     log_cap_bytes: int = 10 * MIB
+    # Each container's json-file log file rotates at this size (`max-size`, with
+    # LOG_MAX_FILES files) when the engine logs to json-file; "" keeps the engine's own.
+    log_max_size: str = "64m"
     kill_grace_seconds: float = 10.0
     keep_failed_containers: bool = False
     pull_timeout_seconds: float = 120.0
@@ -43,5 +49,7 @@ class DockerSettings:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be greater than 0, not {value}")
+        if self.log_max_size and parse_size(self.log_max_size) <= 0:
+            raise ValueError(f"log_max_size must be greater than 0, not {self.log_max_size}")
         if self.kill_grace_seconds < 0:
             raise ValueError(f"kill_grace_seconds must not be negative: {self.kill_grace_seconds}")

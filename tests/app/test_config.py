@@ -63,3 +63,14 @@ def test_markdown_table_lists_every_setting() -> None:
     assert table.count("\n") == len(SETTINGS) + 2
     assert "| `GNOMON_MAX_RECORDS_DEFAULT` | `100` |" in table
     assert "| `GNOMON_PUBLIC_URL` | (empty) |" in table
+
+
+def test_docker_log_max_size_is_a_size_or_empty() -> None:
+    assert validate({"DOCKER_LOG_MAX_SIZE": "128m"})["DOCKER_LOG_MAX_SIZE"] == "128m"
+    assert validate({"DOCKER_LOG_MAX_SIZE": ""})["DOCKER_LOG_MAX_SIZE"] == ""
+    with pytest.raises(ConfigError) as caught:
+        validate({"DOCKER_LOG_MAX_SIZE": "lots"})
+    (problem,) = caught.value.problems
+    assert problem.startswith("DOCKER_LOG_MAX_SIZE (env GNOMON_DOCKER_LOG_MAX_SIZE) must be")
+    with pytest.raises(ConfigError, match="DOCKER_LOG_MAX_SIZE"):
+        validate({"DOCKER_LOG_MAX_SIZE": "0m"})
