@@ -170,8 +170,9 @@ SETTINGS: tuple[Setting, ...] = (
         "DOCKER_LOG_MAX_SIZE", "64m", str,
         "Size at which a task container's json-file log file rotates (`max-size`, e.g. 64m; "
         "two files kept) when the engine logs to json-file; empty keeps the engine's own "
-        "log options. An output whose log file never rotated is read once; otherwise it is "
-        "read again after the exit, so that no line the live stream skipped is lost.",
+        "log options. The output is read again after the exit unless the live read reached "
+        "its end in a log file that cannot have rotated, so no line the live read missed is "
+        "lost; 64m spares that second read to outputs within the default cap.",
         _log_size_problem,
     ),
     Setting(
