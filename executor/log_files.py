@@ -21,8 +21,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-MIB = 1024 * 1024
-ROTATING_DRIVERS = ("json-file", "local")  # the drivers whose files the bound describes
+_ROTATING_DRIVERS = ("json-file", "local")  # the drivers whose files the bound describes
 _ENTRY_BYTES = 100  # the json-file framing of one entry (74 at most) and a margin
 _ESCAPED_BYTES = 6  # the most a byte of data takes in the file
 # Printable ASCII the json-file driver writes as it is (`"`, `\` and its HTML-safe
@@ -83,7 +82,7 @@ def never_rotated(log_config: Mapping[str, Any], written: int) -> bool:
     under a reader that lags behind.
     """
     driver, options = log_config.get("Type"), dict(log_config.get("Config") or {})
-    if driver not in ROTATING_DRIVERS or not set(options) <= _SIZE_OPTIONS:
+    if driver not in _ROTATING_DRIVERS or not set(options) <= _SIZE_OPTIONS:
         return False
     if driver == "local":
         options = {**_LOCAL_DEFAULTS, **options}
