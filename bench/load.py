@@ -55,7 +55,7 @@ import docker
 import requests
 
 from app.config import defaults
-from bench.support import Figure, Served, format_table, gnomon_serve, percentile
+from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "gnomon-test/busybox"
@@ -295,11 +295,12 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     ]
     for thread in threads:
         thread.start()
-    started, loaded = time.monotonic(), []
+    started, loaded, cpu = time.monotonic(), [], cpu_seconds(served.process.pid)
     try:
         while time.monotonic() - started < args.seconds - 5:
             loaded += steps(run_to_end(session, url, "chain", 120))
         time.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
+        cores = (cpu_seconds(served.process.pid) - cpu) / (time.monotonic() - started)
     finally:
         stop.set()
         for thread in threads:
@@ -310,6 +311,7 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
         "streams": streams,
         "idle": idle,
         "loaded": loaded,
+        "cores": cores,
         **callbacks(session, url, talkers_run),
     }
 
@@ -390,6 +392,7 @@ def measure(
         Figure("load", f"stream errors ({flows.events} events)", len(flows.errors), "", target=0),
         Figure("load", "streamed output line delay p99", percentile(flows.delays, 0.99), "ms",
                baseline=percentile(flows.delays, 0.5)),
+        Figure("load", "server CPU while loaded", found["cores"], "cores"),
         Figure("load", "callbacks refused", found["refused"], "", target=0),
         Figure("load", "callback entries missing", found["missing"], "", target=0),
         Figure("load", "DAG step p50, loaded vs idle", percentile(found["loaded"], 0.5), "ms",
