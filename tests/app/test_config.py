@@ -63,3 +63,9 @@ def test_markdown_table_lists_every_setting() -> None:
     assert table.count("\n") == len(SETTINGS) + 2
     assert "| `GNOMON_MAX_RECORDS_DEFAULT` | `100` |" in table
     assert "| `GNOMON_PUBLIC_URL` | (empty) |" in table
+
+
+def test_serve_connections_has_a_floor() -> None:
+    assert validate(defaults())["SERVE_CONNECTIONS"] == 500
+    with pytest.raises(ConfigError, match=r"SERVE_CONNECTIONS \(env GNOMON_SERVE_CONNECTIONS\) "):
+        validate({"SERVE_CONNECTIONS": "5"})
