@@ -25,7 +25,6 @@ from scheduler.errors import InstanceNameTaken
 log = logging.getLogger("gnomon")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-SWITCH_INTERVAL_SECONDS = 0.001
 
 
 @click.group()
@@ -43,17 +42,6 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-
-
-def hand_over_sooner() -> None:
-    """Let a thread whose I/O is done take the interpreter within 1 ms, not CPython's 5 ms.
-
-    The scheduler, the executor's threads and the request threads share one interpreter.
-    Under load, each time the thread stepping a DAG gets an answer (from the Docker
-    Engine, the database) it waits for the request threads to hand the interpreter over,
-    up to the switch interval, and a step makes dozens of such calls (`bench.load`).
-    """
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def server_options(config: Mapping[str, object]) -> dict[str, object]:
@@ -99,7 +87,6 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
         app, host=app.config["HOST"], port=app.config["PORT"], **server_options(app.config)
     )
     settle_heap()
-    hand_over_sooner()
     if app.config["SCHEDULER_ENABLED"]:
         try:
             state.scheduler.start()

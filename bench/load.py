@@ -295,12 +295,15 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     ]
     for thread in threads:
         thread.start()
-    started, loaded, cpu = time.monotonic(), [], cpu_seconds(served.process.pid)
+    started, loaded = time.monotonic(), []
+    cpu, own = cpu_seconds(served.process.pid), time.process_time()
     try:
         while time.monotonic() - started < args.seconds - 5:
             loaded += steps(run_to_end(session, url, "chain", 120))
         time.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
-        cores = (cpu_seconds(served.process.pid) - cpu) / (time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        cores = (cpu_seconds(served.process.pid) - cpu) / elapsed
+        client_cores = (time.process_time() - own) / elapsed
     finally:
         stop.set()
         for thread in threads:
@@ -312,6 +315,7 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
         "idle": idle,
         "loaded": loaded,
         "cores": cores,
+        "client_cores": client_cores,
         **callbacks(session, url, talkers_run),
     }
 
@@ -393,6 +397,7 @@ def measure(
         Figure("load", "streamed output line delay p99", percentile(flows.delays, 0.99), "ms",
                baseline=percentile(flows.delays, 0.5)),
         Figure("load", "server CPU while loaded", found["cores"], "cores"),
+        Figure("load", "CPU of the readers and followers", found["client_cores"], "cores"),
         Figure("load", "callbacks refused", found["refused"], "", target=0),
         Figure("load", "callback entries missing", found["missing"], "", target=0),
         Figure("load", "DAG step p50, loaded vs idle", percentile(found["loaded"], 0.5), "ms",
