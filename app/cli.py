@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 from types import FrameType
 
 import click
@@ -43,6 +44,17 @@ def settle_heap() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
+def server_options(config: Mapping[str, object]) -> dict[str, object]:
+    """waitress's settings: threads and the most connections open at once from the
+    configuration; poll() instead of select(), which fails past 1,024 file descriptors."""
+    return {
+        "threads": config["SERVE_THREADS"],
+        "connection_limit": config["SERVE_CONNECTIONS"],
+        "asyncore_use_poll": True,
+        "ident": "gnomon",
+    }
+
+
 @main.command()
 @click.option("--host", help="Address to listen on [GNOMON_HOST, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [GNOMON_PORT, default 8080].")
@@ -72,11 +84,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
     state: Gnomon = app.extensions[EXTENSION_KEY]
     guard_exposure(app)
     server = create_server(
-        app,
-        host=app.config["HOST"],
-        port=app.config["PORT"],
-        threads=app.config["SERVE_THREADS"],
-        ident="gnomon",
+        app, host=app.config["HOST"], port=app.config["PORT"], **server_options(app.config)
     )
     settle_heap()
     if app.config["SCHEDULER_ENABLED"]:

@@ -272,6 +272,13 @@ SETTINGS: tuple[Setting, ...] = (
         at_least(8),
     ),
     Setting(
+        "SERVE_CONNECTIONS", 500, int,
+        "Most client connections `gnomon serve` keeps open at once; past it, new ones wait "
+        "to be accepted until one closes (an idle keep-alive connection closes after 120 s). "
+        "A console page holds one or two, a log stream one, a task callback one.",
+        at_least(10),
+    ),
+    Setting(
         "LOG_STREAMS_MAX", 8, int,
         "Most log streams (`/api/tasks/{id}/log_stream`, the console's live logs) open at "
         "once; each holds a server thread. One more gets 503 with Retry-After.",

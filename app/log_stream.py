@@ -127,10 +127,13 @@ def stream_events(
         since = newest.when - LOOKBACK if newest else None
         with database.connection_context():
             batch = log_entries_after(task_id, floor, since, sent.keys(), BATCH)
+        events = []
         for cursor, entry in batch.entries:
             newest = max(newest, cursor, key=_order) if newest else cursor
             sent[entry.id] = entry.when
-            yield log_event(cursor_id(newest), entry)
+            events.append(log_event(cursor_id(newest), entry))
+        if events:  # one write a batch, not one an entry
+            yield "".join(events)
             last_write = time.monotonic()
         if batch.ended:
             yield "event: end\ndata: {}\n\n"

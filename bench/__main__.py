@@ -96,7 +96,7 @@ def quick_output(tiny: bool) -> list[Figure]:
 
 
 def quick_load(tiny: bool) -> list[Figure]:
-    """bench.load: 50 readers, 20 followers and 16 talking containers for 20 s."""
+    """bench.load: 50 console users, 20 log streams and 16 talking containers for 20 s."""
     from bench.load import measure
 
     return measure(8, 4, 2, 2, 3) if tiny else measure(20, 50, 20, 16, 6)

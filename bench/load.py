@@ -1,4 +1,5 @@
-"""Many readers: API reads while containers run, post callbacks and a DAG steps on.
+"""Many console users: API reads and log streams while containers run, post callbacks
+and a DAG steps on.
 
     .venv/bin/python -m bench.load [--seconds 30 --clients 50 --streams 20 --containers 16]
 
@@ -6,30 +7,45 @@ A real `gnomon serve` (SQLite, Docker executor, host networking, on loopback) ru
 `--containers` busybox containers that print a line and post a log entry through
 the shell helper `gnomon-task` four times a second. Meanwhile, for `--seconds`:
 
-- `--clients` threads read in a loop: `GET /api/processes?max_records=20`, a run
-  `GET /api/processes/{id}` and an attempt with its log `GET /api/tasks/{id}`;
-- `--streams` threads follow a running attempt's log. The console's log stream is
-  not on this branch: they poll `GET /api/tasks/{id}` once a second as a stand-in;
-- a chain of `--chain` no-op tasks runs twice; its DAG step (a task's start minus
-  its upstream's end, as the API shows them) is compared with the same chain run
-  alone just before (the baseline).
+- `--clients` readers each model a console user: a page's reads, `GET
+  /api/processes?max_records=20`, a run `GET /api/processes/{id}` and an attempt with
+  its log `GET /api/tasks/{id}`, then a wait of the console's own refresh period
+  (`POLL_MS` in app/static/console.js) before the next round, starting at random
+  offsets. Without the wait, threads that read back to back measure the server's
+  saturation (p99 = queue length x service time), not what users see;
+- `--streams` followers each read a running attempt's log stream, `GET
+  /api/tasks/{id}/log_stream` (server-sent events, as the console's live log does),
+  reconnecting with `Last-Event-ID` if it breaks;
+- a chain of `--chain` no-op tasks runs again and again; its DAG step (a task's start
+  minus its upstream's end, as the API shows them) is compared with the same chain
+  run twice alone just before (the baseline).
 
-Reported: read p99 and p50, errors (any non-2xx or failed request), callbacks
-refused (a `gnomon-task log` that gave up; each is counted from the container's
-stderr, and as entries missing from the store), DAG step p50 loaded / idle.
-Bounded: it stops after `--seconds` plus at most a minute of waiting, and removes
-its containers.
+The server is configured for that many streams (`GNOMON_LOG_STREAMS_MAX`); the rest
+of its settings are the defaults.
+
+Reported: read p99 and p50, read errors (any non-2xx or failed request), stream
+errors (a refused or broken stream, or one that ended before its attempt) and the
+delay of streamed output lines (received minus the line's time), callbacks refused (a
+`gnomon-task log` that gave up, counted from the containers' stderr), callback
+entries missing from the store (counted through `GET /api/tasks/{id}/log_entries`,
+page by page: the attempt's view embeds only its newest entries), DAG step p50
+loaded / idle. Bounded: it stops after `--seconds` plus at most a minute of waiting
+for the talkers, and removes its containers.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import itertools
+import json
 import random
+import re
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,15 +54,28 @@ from typing import Any
 import docker
 import requests
 
-from bench.support import Figure, Served, format_table, gnomon_serve, percentile
+from app.config import defaults
+from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
 
+ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "gnomon-test/busybox"
-HELPER = Path(__file__).resolve().parents[1] / "app" / "helpers" / "gnomon-task"
+HELPER = ROOT / "app" / "helpers" / "gnomon-task"
+CONSOLE_JS = ROOT / "app" / "static" / "console.js"
 TALK = (
     'printf "%s" "$HELPER" > /tmp/gnomon-task && chmod +x /tmp/gnomon-task; i=0; '
-    'while [ $i -lt "$LINES" ]; do echo "out $i"; '
-    '/tmp/gnomon-task log "callback $i" || echo REFUSED >&2; i=$((i+1)); sleep 0.25; done'
+    'end=$(($(date +%s) + SECONDS_TO_TALK)); while [ "$(date +%s)" -lt $end ]; do echo "out $i"; '
+    '/tmp/gnomon-task log "callback $i" || echo REFUSED >&2; i=$((i+1)); sleep 0.25; done; '
+    'echo "talked $i"'
 )
+PAGE = 1000  # entries per page of GET /api/tasks/{id}/log_entries (its maximum)
+
+
+def console_period() -> float:
+    """The console's refresh period in seconds: POLL_MS of its script."""
+    found = re.search(r"\bPOLL_MS = (\d+);", CONSOLE_JS.read_text(encoding="utf-8"))
+    if found is None:
+        raise RuntimeError(f"no POLL_MS in {CONSOLE_JS}")
+    return int(found[1]) / 1000
 
 
 @dataclass
@@ -74,6 +103,30 @@ class Reads:
         return response.json() if ok else None
 
 
+@dataclass
+class Streams:
+    """What the followers saw: log events, delays of output lines (ms), errors."""
+
+    events: int = 0
+    delays: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def event(self, entry: dict[str, Any], opened: float) -> None:
+        """Count one received entry; an output line printed after the stream was `opened`
+        (a time.time()) has a delay: now minus its time."""
+        now, printed = time.time(), _time(entry["when"])
+        with self.lock:
+            self.events += 1
+            if entry["source"] == "stdout" and printed >= opened:
+                self.delays.append(1000 * (now - printed))
+
+    def error(self, problem: str) -> None:
+        """Note a refused, broken or cut stream."""
+        with self.lock:
+            self.errors.append(problem)
+
+
 def command(script: str, **env: str) -> dict[str, Any]:
     """A docker_image_command of the test image running `script` with `env`."""
     variables = [{"variable_name": k, "value": v} for k, v in env.items()]
@@ -99,13 +152,14 @@ def chain(length: int) -> dict[str, Any]:
     return {"process_definition_name": "chain", "task_definitions": tasks}
 
 
-def talkers(containers: int, lines: int) -> dict[str, Any]:
-    """`containers` independent tasks that print and post `lines` log entries each."""
+def talkers(containers: int, seconds: float) -> dict[str, Any]:
+    """`containers` independent tasks that print and post log entries for `seconds`, then
+    print `talked N`, N being how many entries they posted."""
     helper = HELPER.read_text(encoding="utf-8")
     tasks = [
         {
             "task_definition_name": f"talk{i:02d}",
-            "executable": command(TALK, HELPER=helper, LINES=str(lines)),
+            "executable": command(TALK, HELPER=helper, SECONDS_TO_TALK=str(round(seconds))),
         }
         for i in range(containers)
     ]
@@ -144,21 +198,55 @@ def _time(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def reader(url: str, reads: Reads, runs: list[str], stop: threading.Event) -> None:
-    """One console reader: run list, a run, an attempt with its log, until `stop`."""
+def reader(url: str, reads: Reads, runs: list[str], stop: threading.Event, period: float) -> None:
+    """One console user until `stop`: a page's reads (run list, a run, an attempt with its
+    log), then `period` seconds until the next; the first round at a random offset."""
     session, rng = requests.Session(), random.Random()
+    stop.wait(rng.uniform(0, period))
     while not stop.is_set():
         reads.get(session, f"{url}/api/processes", max_records=20)
         run = reads.get(session, f"{url}/api/processes/{rng.choice(runs)}")
         if run and run["task"]:
             reads.get(session, f"{url}/api/tasks/{rng.choice(run['task'])['task_id']}")
+        stop.wait(period)
 
 
-def follower(url: str, reads: Reads, task_id: str, stop: threading.Event) -> None:
-    """A log stream stand-in: poll one attempt once a second until `stop`."""
-    session = requests.Session()
-    while not stop.wait(1.0):
-        reads.get(session, f"{url}/api/tasks/{task_id}")
+def follower(url: str, streams: Streams, task_id: str, stop: threading.Event) -> None:
+    """Follow attempt `task_id`'s log stream until `stop` or its end, as the console's
+    EventSource does: reopen a broken stream from the last event id."""
+    session, last_id = requests.Session(), ""
+    while not stop.is_set():
+        opened = time.time()
+        try:
+            with session.get(
+                f"{url}/api/tasks/{task_id}/log_stream",
+                headers={"Last-Event-ID": last_id} if last_id else {},
+                stream=True,
+                timeout=(5, 30),
+            ) as response:
+                if response.status_code != 200:
+                    streams.error(str(response.status_code))
+                    stop.wait(1.0)
+                    continue
+                for event in sse_events(response):
+                    last_id = event.get("id", last_id)
+                    if event.get("event") == "log":
+                        streams.event(json.loads(event["data"]), opened)
+                    if event.get("event") == "end" or stop.is_set():
+                        return
+            streams.error("stream cut before the attempt ended")
+        except requests.RequestException as error:
+            streams.error(type(error).__name__)
+
+
+def sse_events(response: requests.Response) -> Iterator[dict[str, str]]:
+    """The fields of each server-sent event as it arrives (a comment gives an empty dict)."""
+    decoder, buffer = codecs.getincrementaldecoder("utf-8")(), ""
+    for chunk in response.iter_content(chunk_size=None):
+        *blocks, buffer = (buffer + decoder.decode(chunk)).split("\n\n")
+        for block in blocks:
+            fields = (line.partition(":") for line in block.split("\n"))
+            yield {name: value.removeprefix(" ") for name, _, value in fields if name}
 
 
 def wait_running(session: requests.Session, url: str, run_path: str, count: int) -> list[str]:
@@ -184,11 +272,10 @@ def remove_containers(instance: str) -> None:
 
 
 def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
-    """The loaded phase: readers, followers, talkers and two chain runs."""
+    """The loaded phase: readers, followers, talkers and chain runs."""
     url, session = served.url, requests.Session()
-    lines = int(args.seconds * 4) + 8
     session.put(f"{url}/api/process_definitions/chain", json=chain(args.chain)).raise_for_status()
-    talk = talkers(args.containers, lines)
+    talk = talkers(args.containers, args.seconds + 5)
     session.put(f"{url}/api/process_definitions/talkers", json=talk).raise_for_status()
     idle = steps(run_to_end(session, url, "chain", 120)) + steps(
         run_to_end(session, url, "chain", 120)
@@ -196,44 +283,79 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     run_path = session.post(f"{url}/api/process_definitions/talkers/trigger").headers["Location"]
     running = wait_running(session, url, run_path, args.containers)
     runs = [r["process_id"] for r in session.get(f"{url}/api/processes").json()]
-    reads, stop = Reads(), threading.Event()
+    reads, streams, stop = Reads(), Streams(), threading.Event()
+    period = console_period()
     threads = [
-        threading.Thread(target=reader, args=(url, reads, runs, stop)) for _ in range(args.clients)
+        threading.Thread(target=reader, args=(url, reads, runs, stop, period))
+        for _ in range(args.clients)
     ]
     threads += [
-        threading.Thread(target=follower, args=(url, reads, running[i % len(running)], stop))
+        threading.Thread(target=follower, args=(url, streams, running[i % len(running)], stop))
         for i in range(args.streams)
     ]
     for thread in threads:
         thread.start()
     started, loaded = time.monotonic(), []
+    cpu, own = cpu_seconds(served.process.pid), time.process_time()
     try:
         while time.monotonic() - started < args.seconds - 5:
             loaded += steps(run_to_end(session, url, "chain", 120))
         time.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
+        elapsed = time.monotonic() - started
+        cores = (cpu_seconds(served.process.pid) - cpu) / elapsed
+        client_cores = (time.process_time() - own) / elapsed
     finally:
         stop.set()
         for thread in threads:
             thread.join()
-    talkers_run = wait_for_end(session, url, run_path, args.seconds + 60)
+    talkers_run = wait_for_end(session, url, run_path, 60)
     return {
         "reads": reads,
+        "streams": streams,
         "idle": idle,
         "loaded": loaded,
-        **refusals(session, url, talkers_run, lines),
+        "cores": cores,
+        "client_cores": client_cores,
+        **callbacks(session, url, talkers_run),
     }
 
 
-def refusals(
-    session: requests.Session, url: str, run: dict[str, Any], lines: int
-) -> dict[str, int]:
-    """Callbacks the talkers gave up on (from their stderr) and entries missing from the store."""
+def callbacks(session: requests.Session, url: str, run: dict[str, Any]) -> dict[str, int]:
+    """Callbacks the talkers gave up on (from their stderr) and the entries they posted
+    that are not in the store, read page by page."""
     refused = missing = 0
     for task in run["task"]:
-        entries = session.get(f"{url}/api/tasks/{task['task_id']}").json()["log_entries"]
-        refused += sum(e["message"] == "REFUSED" for e in entries)
-        missing += lines - sum(e["message"].startswith("callback ") for e in entries)
+        messages = [e["message"] for e in log_entries(session, url, task["task_id"])]
+        talked = [int(m.split()[1]) for m in messages if m.startswith("talked ")]
+        if not talked:
+            raise RuntimeError(f"{task['task_definition_name']} did not finish talking")
+        refused += messages.count("REFUSED")
+        missing += talked[0] - len({m for m in messages if m.startswith("callback ")})
     return {"refused": refused, "missing": missing}
+
+
+def log_entries(session: requests.Session, url: str, task_id: str) -> Iterator[dict[str, Any]]:
+    """Every stored log entry of attempt `task_id`, through the paged log entries endpoint."""
+    after: dict[str, str] = {}
+    while True:
+        response = session.get(
+            f"{url}/api/tasks/{task_id}/log_entries", params={"limit": PAGE, **after}, timeout=30
+        )
+        response.raise_for_status()
+        page = response.json()
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = {"after": page[-1]["log_entry_id"]}
+
+
+def stream_settings(streams: int) -> dict[str, str]:
+    """The server's settings for `streams` open log streams, when its defaults allow fewer."""
+    most, threads = int(defaults()["LOG_STREAMS_MAX"]), int(defaults()["SERVE_THREADS"])
+    if streams <= most:
+        return {}
+    spare = threads - most
+    return {"GNOMON_LOG_STREAMS_MAX": str(streams), "GNOMON_SERVE_THREADS": str(streams + spare)}
 
 
 def measure(
@@ -254,6 +376,7 @@ def measure(
         "GNOMON_INSTANCE": instance,
         "GNOMON_MAX_RUNNING_CONTAINERS": str(containers + 4),
         "GNOMON_KILL_GRACE_SECONDS": "1",
+        **stream_settings(streams),
     }
     try:
         with (
@@ -264,11 +387,17 @@ def measure(
     finally:
         remove_containers(instance)
     reads: Reads = found["reads"]
-    label = f"{clients} readers + {streams} followers + {containers} containers"
+    flows: Streams = found["streams"]
+    label = f"{clients} readers + {streams} streams + {containers} containers"
     return [
         Figure("load", f"read p99, {label}", percentile(reads.times, 0.99), "ms",
                baseline=percentile(reads.times, 0.5), target=100),
         Figure("load", f"read errors of {len(reads.times)}", len(reads.errors), "", target=0),
+        Figure("load", f"stream errors ({flows.events} events)", len(flows.errors), "", target=0),
+        Figure("load", "streamed output line delay p99", percentile(flows.delays, 0.99), "ms",
+               baseline=percentile(flows.delays, 0.5)),
+        Figure("load", "server CPU while loaded", found["cores"], "cores"),
+        Figure("load", "CPU of the readers and followers", found["client_cores"], "cores"),
         Figure("load", "callbacks refused", found["refused"], "", target=0),
         Figure("load", "callback entries missing", found["missing"], "", target=0),
         Figure("load", "DAG step p50, loaded vs idle", percentile(found["loaded"], 0.5), "ms",

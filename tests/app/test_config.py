@@ -74,3 +74,9 @@ def test_docker_log_max_size_is_a_size_or_empty() -> None:
     assert problem.startswith("DOCKER_LOG_MAX_SIZE (env GNOMON_DOCKER_LOG_MAX_SIZE) must be")
     with pytest.raises(ConfigError, match="DOCKER_LOG_MAX_SIZE"):
         validate({"DOCKER_LOG_MAX_SIZE": "0m"})
+
+
+def test_serve_connections_has_a_floor() -> None:
+    assert validate(defaults())["SERVE_CONNECTIONS"] == 500
+    with pytest.raises(ConfigError, match=r"SERVE_CONNECTIONS \(env GNOMON_SERVE_CONNECTIONS\) "):
+        validate({"SERVE_CONNECTIONS": "5"})

@@ -50,12 +50,14 @@ class Events:
     def __init__(self, response: TestResponse) -> None:
         self.response = response
         self.chunks: Iterator[bytes] = response.iter_encoded()
+        self.pending: list[str] = []  # events received, not yet read (a chunk may hold many)
 
     def next(self, skip_heartbeats: bool = True) -> dict[str, Any]:
         """The next event as {"event", "id", "data"} (comments as {"comment"})."""
         while True:
-            text = next(self.chunks).decode()
-            event = parse_event(text)
+            while not self.pending:
+                self.pending = next(self.chunks).decode().split("\n\n")[:-1]
+            event = parse_event(self.pending.pop(0))
             if "retry" in event or (skip_heartbeats and "comment" in event):
                 continue
             return event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,25 @@ def test_serve_answers_and_stops_on_signal(tmp_path: Path, signum: int) -> None:
     assert f"http://127.0.0.1:{port}" in listening
     assert "sqlite:///state/gnomon.db" in listening
     assert " INFO gnomon: " in listening
+
+
+@pytest.mark.slow
+def test_serve_answers_past_a_hundred_idle_connections(tmp_path: Path) -> None:
+    # waitress's own limit is 100 open connections; past it a new one waited until an
+    # idle keep-alive connection closed (120 s): a task's callback behind console pages
+    port = free_port()
+    process = start(tmp_path, port, "--database-url", "sqlite:///gnomon.db")
+    idle: list[socket.socket] = []
+    try:
+        wait_healthy(port, process)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+        answer = requests.get(f"http://127.0.0.1:{port}/_internal_/healthcheck", timeout=5)
+        assert answer.status_code == 200
+    finally:
+        for connection in idle:
+            connection.close()
+        process.terminate()
+        process.communicate(timeout=20)
 
 
 def refused(tmp_path: Path, env: dict[str, str], *args: str) -> str:

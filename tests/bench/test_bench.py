@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from bench.__main__ import main
+from bench.__main__ import main, quick_load
 from bench.support import Figure, format_table
 
 
@@ -16,6 +18,18 @@ def test_the_quick_benchmarks_run_at_tiny_sizes(capsys: pytest.CaptureFixture[st
     assert status in (0, 1)  # tiny sizes on a busy machine may miss targets
     for name in ("log entries stored, gnomon serve over HTTP", "gnomon apply of 100", "p99"):
         assert name in table
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_load_benchmark_runs_at_tiny_size(busybox_image: str) -> None:
+    figures = {f.name.split(" (")[0].split(" of ")[0]: f for f in quick_load(tiny=True)}
+
+    assert figures["read errors"].value == 0
+    assert figures["stream errors"].value == 0
+    assert figures["callback entries missing"].value == 0  # counted page by page
+    assert not math.isnan(figures["streamed output line delay p99"].value)  # lines came live
+    assert figures["DAG step p50, loaded vs idle"].baseline
 
 
 def test_a_missed_target_shows_in_the_table() -> None:
