@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app import create_app
@@ -63,6 +65,11 @@ def test_markdown_table_lists_every_setting() -> None:
     assert table.count("\n") == len(SETTINGS) + 2
     assert "| `GNOMON_MAX_RECORDS_DEFAULT` | `100` |" in table
     assert "| `GNOMON_PUBLIC_URL` | (empty) |" in table
+
+
+def test_the_readme_shows_the_settings_table_as_generated() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "\n" + markdown_table() + "\n<!-- END CONFIGURATION TABLE -->" in readme
 
 
 def test_docker_log_max_size_is_a_size_or_empty() -> None:
