@@ -11,11 +11,11 @@ from types import FrameType
 import click
 from flask import Flask
 from peewee import PeeweeException
-from waitress.server import create_server
 
 from app import cli_client, cli_tokens, create_app
 from app.auth import AUTH_KEY, Exposure, exposure
 from app.config import ConfigError
+from app.server import http_server
 from app.shutdown import serve_until_stopped
 from app.state import EXTENSION_KEY, Gnomon
 from scheduler.database import describe
@@ -71,7 +71,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
     logging.getLogger().setLevel(str(app.config["LOG_LEVEL"]))
     state: Gnomon = app.extensions[EXTENSION_KEY]
     guard_exposure(app)
-    server = create_server(
+    server = http_server(
         app,
         host=app.config["HOST"],
         port=app.config["PORT"],
