@@ -6,17 +6,16 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Mapping
 from types import FrameType
 
 import click
 from flask import Flask
 from peewee import PeeweeException
-from waitress.server import create_server
 
 from app import cli_client, cli_tokens, create_app
 from app.auth import AUTH_KEY, Exposure, exposure
 from app.config import ConfigError
+from app.server import http_server
 from app.shutdown import serve_until_stopped
 from app.state import EXTENSION_KEY, Gnomon
 from scheduler.database import describe
@@ -42,17 +41,6 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
-
-
-def server_options(config: Mapping[str, object]) -> dict[str, object]:
-    """waitress's settings: threads and the most connections open at once from the
-    configuration; poll() instead of select(), which fails past 1,024 file descriptors."""
-    return {
-        "threads": config["SERVE_THREADS"],
-        "connection_limit": config["SERVE_CONNECTIONS"],
-        "asyncore_use_poll": True,
-        "ident": "gnomon",
-    }
 
 
 @main.command()
@@ -83,9 +71,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, insecure
     logging.getLogger().setLevel(str(app.config["LOG_LEVEL"]))
     state: Gnomon = app.extensions[EXTENSION_KEY]
     guard_exposure(app)
-    server = create_server(
-        app, host=app.config["HOST"], port=app.config["PORT"], **server_options(app.config)
-    )
+    server = http_server(app, host=app.config["HOST"], port=app.config["PORT"])
     settle_heap()
     if app.config["SCHEDULER_ENABLED"]:
         try:

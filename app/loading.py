@@ -95,10 +95,11 @@ def _text(field: fields.String) -> Check:
     tests = tuple(_test(validator) for validator in field.validators)
 
     def check(value: Any) -> str:
-        if type(value) is not str or LONE_SURROGATE.search(value):
+        if type(value) is not str or (not value.isascii() and LONE_SURROGATE.search(value)):
             raise _NotPlain
-        if not all(test(value) for test in tests):
-            raise _NotPlain
+        for test in tests:
+            if not test(value):
+                raise _NotPlain
         return value
 
     return check

@@ -78,7 +78,9 @@ class UTCDateTime(fields.DateTime):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
         try:
             parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-            return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+            if parsed.tzinfo is None:  # replace() is slow: a callback loads 1,000 of these
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
         except (ValueError, OverflowError) as error:  # 31 February, or past year 9999 in UTC
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from error
 

@@ -22,6 +22,14 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10_000,
     "foreign_keys": 1,
     "synchronous": "normal",
+    # A commit of 1,000 log entries writes ~1,300 pages to the WAL once the primary key's
+    # index (random UUIDs) outgrows a batch; at the default of 1,000 pages every such
+    # commit also checkpointed (two fsyncs and a copy of the pages into the database).
+    "wal_autocheckpoint": 10_000,
+    # 8 MiB of pages per connection (the default is 2 MiB; a connection fills it only as it
+    # reads): inserting 100,000 log entries of a task then takes ~25% less CPU, its indexes
+    # staying in memory instead of being read back from the OS page by page.
+    "cache_size": -8 * 1024,
 }
 
 # Migration N brings a database at version N-1 to N. A released migration never

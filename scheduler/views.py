@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from definitions import ProcessDefinition
 from definitions.run_inputs import output_name
@@ -173,9 +174,9 @@ class TaskFilter:
     limit: int | None = None
 
 
-@dataclass(frozen=True)
-class NewLogEntry:
-    """A log entry reported by a task."""
+class NewLogEntry(NamedTuple):
+    """A log entry reported by a task (a tuple: a callback makes up to 1,000 of them, and a
+    tuple is made in half the time of a frozen dataclass)."""
 
     id: str
     when: datetime
@@ -183,9 +184,8 @@ class NewLogEntry:
     message: str
 
 
-@dataclass(frozen=True)
-class NewMetadataEntry:
-    """A metadata entry reported by a task."""
+class NewMetadataEntry(NamedTuple):
+    """A metadata entry reported by a task (a tuple, as NewLogEntry)."""
 
     id: str
     when: datetime

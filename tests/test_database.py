@@ -99,6 +99,8 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 1000
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    # a commit of 1,000 log entries (~1,300 pages) must not checkpoint every time
+    assert db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] >= 5000
     db.close()
 
 

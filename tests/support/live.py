@@ -12,9 +12,9 @@ from typing import Any
 
 import requests
 from flask import Flask
-from waitress.server import create_server
 
 from app import create_app
+from app.server import http_server
 from app.state import EXTENSION_KEY
 from tests.support.leaks import session_instance
 
@@ -98,7 +98,7 @@ def live_service(database_url: str, **config: Any) -> Iterator[LiveService]:
         **config,
     }
     app = create_app(settings)
-    server = create_server(app, host="127.0.0.1", port=port, threads=app.config["SERVE_THREADS"])
+    server = http_server(app, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, name="live-waitress", daemon=True)
     thread.start()
     scheduler = app.extensions[EXTENSION_KEY].scheduler

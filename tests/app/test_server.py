@@ -1,0 +1,74 @@
+"""`gnomon serve`'s waitress server keeps a connection open after a 204 (the callbacks' answer)."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, Response
+
+from app.server import http_server
+from tests.support.live import free_port, stop_server
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    """A served app on 127.0.0.1 that answers /empty with a 204 and /text with a 200."""
+    app = Flask(__name__)
+    app.config.update(SERVE_THREADS=2, SERVE_CONNECTIONS=100)
+    app.add_url_rule("/empty", "empty", lambda: Response(status=204), methods=["POST"])
+    app.add_url_rule("/text", "text", lambda: "hello")
+    chosen = free_port()
+    server = http_server(app, host="127.0.0.1", port=chosen)
+    thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
+    thread.start()
+    yield chosen
+    stop_server(server, thread)
+
+
+def ask(connection: http.client.HTTPConnection, path: str, **headers: str) -> tuple[int, bool]:
+    """POST or GET `path` on the connection: the status, and whether the server closes."""
+    connection.request("POST" if path == "/empty" else "GET", path, b"[]", headers)
+    response = connection.getresponse()
+    response.read()
+    return response.status, response.will_close
+
+
+def test_a_204_leaves_the_connection_open(port: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    assert ask(connection, "/empty") == (204, False)
+    first = connection.sock
+
+    assert ask(connection, "/empty") == (204, False)
+    assert ask(connection, "/text") == (200, False)
+    assert connection.sock is first  # the same connection served all three
+    connection.close()
+
+
+def until_closed(port: int, request: bytes) -> bytes:
+    """Send a raw request and read until the server closes the connection (10 s at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        pytest.param(b"POST /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n", id="asked"),
+        pytest.param(b"POST /empty HTTP/1.0\r\nHost: x\r\n", id="http_1_0"),
+    ],
+)
+def test_a_204_still_closes_when_the_client_asks_or_speaks_http_1_0(
+    port: int, request_head: bytes
+) -> None:
+    answer = until_closed(port, request_head + b"Content-Length: 2\r\n\r\n[]")
+
+    assert answer.startswith((b"HTTP/1.1 204", b"HTTP/1.0 204"))
+    assert b"\r\nConnection: close\r\n" in answer
