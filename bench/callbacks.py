@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -31,6 +32,7 @@ from scheduler.models import LogEntry
 from scheduler.tokens import server_secret, task_token
 
 TARGET_PER_SECOND = 50_000
+FIRST = datetime(2026, 1, 1)  # a task's entries come one after another, a millisecond apart
 DEFINITION = {
     "process_definition_name": "talker",
     "task_definitions": [
@@ -43,13 +45,13 @@ DEFINITION = {
 
 
 def batches(entries: int, batch: int) -> list[bytes]:
-    """The request bodies: `entries` distinct log entries, `batch` to a body."""
+    """The request bodies: `entries` distinct log entries, `batch` to a body, in time order."""
     bodies = []
     for start in range(0, entries, batch):
         items = [
             {
                 "log_entry_id": str(uuid.uuid4()),
-                "when": f"2026-01-01T00:{(i // 60) % 60:02d}:{i % 60:02d}.{i % 1000:03d}Z",
+                "when": f"{FIRST + timedelta(milliseconds=i):%Y-%m-%dT%H:%M:%S.%f}Z",
                 "source": "talk",
                 "message": f"line {i}: the quick brown fox jumps over the lazy dog",
             }
