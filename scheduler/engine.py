@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeException, fn
 
@@ -47,6 +48,18 @@ LOG_ENTRY_FIELDS = (
     LogEntry.message,
     LogEntry.seq,
 )
+
+
+class RunFacts(NamedTuple):
+    """What the metrics read of a run that a change started or queued (not its body)."""
+
+    id: str
+    definition_name: str
+    trigger: str
+    status: str
+    scheduled_for: datetime | None
+    started_at: datetime
+    created_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -334,12 +347,14 @@ class Engine:
     def _count(self, changes: Changes) -> None:
         """Feed the metrics from a committed change."""
         m = self.metrics
-        for run in Run.select().where(Run.id.in_(changes.started)) if changes.started else ():
-            m.runs_started.labels(run.definition_name, trigger_kind(run.trigger)).inc()
-            if run.scheduled_for is not None and run.trigger == "schedule":
-                m.schedule_lag.observe((run.started_at - run.scheduled_for).total_seconds())
-        for run in _created(changes):
-            m.fire_lag.observe((run.created_at - run.scheduled_for).total_seconds())
+        started = set(changes.started)
+        for run in _made(changes):
+            if run.id in started:
+                m.runs_started.labels(run.definition_name, trigger_kind(run.trigger)).inc()
+                if run.scheduled_for is not None and run.trigger == "schedule":
+                    m.schedule_lag.observe((run.started_at - run.scheduled_for).total_seconds())
+            if _created(run):
+                m.fire_lag.observe((run.created_at - run.scheduled_for).total_seconds())
         for run_id, status in changes.ended:
             name = Run.get_by_id(run_id).definition_name
             m.runs_finished.labels(name, status.value).inc()
@@ -496,15 +511,21 @@ def _fire_of(row: Definition, plan: FirePlan) -> runs.Fire:
     return runs.Fire(row.name, row.next_fire_at, row.updated_at, plan.next_fire_at, plan.fire_times)
 
 
-def _created(changes: Changes) -> list[Run]:
-    """The scheduled runs that `changes` created (started at once or queued; not promoted)."""
+def _made(changes: Changes) -> list[RunFacts]:
+    """What the metrics need of the runs `changes` started or queued (not their bodies)."""
     ids = changes.started + changes.queued
     if not ids:
         return []
-    query = Run.select().where(Run.id.in_(ids) & Run.scheduled_for.is_null(False))
-    return [
-        run for run in query if run.status == RunStatus.QUEUED or run.created_at == run.started_at
-    ]
+    columns = [Run._meta.fields[name] for name in RunFacts._fields]
+    return [RunFacts(*row) for row in Run.select(*columns).where(Run.id.in_(ids)).tuples()]
+
+
+def _created(run: RunFacts) -> bool:
+    """Whether `run` is a scheduled run its change created (started at once or queued), not
+    one it promoted."""
+    return run.scheduled_for is not None and (
+        run.status == RunStatus.QUEUED or run.created_at == run.started_at
+    )
 
 
 def _as_time(value: object) -> datetime | None:
