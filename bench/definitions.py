@@ -16,7 +16,9 @@ with a tenth of the definitions, in the same run.
 4. Mass fire (the large size only): `--due` of them re-applied to fire at one coming
    minute; for each run, `created_at - due_at` from the API; p50 and p99. And the server's
    CPU time from half a second before that minute until it is idle again (read from /proc
-   before the runs are listed), per run fired: the fire pass and the dispatch after it.
+   before the runs are listed), per run fired: the fire pass, the dispatch after it and
+   the periodic re-planning of the running runs. And, in this process without a server,
+   the CPU time per fire of one `Engine.fire_due` over `--due` definitions due at once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from typing import Any
 import requests
 
 from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
+from definitions import parse_definition
+from executor.fake import FakeExecutor
+from scheduler import catalog
+from scheduler.database import migrate, open_database
+from scheduler.engine import Engine, SchedulerSettings
+from scheduler.models import Definition, Run
 
 PAGE = 100
 
@@ -158,6 +166,29 @@ def busy_cpu(pid: int, until: datetime, window: float = 1.0, idle_cpu: float = 0
     return cpu_seconds(pid) - started
 
 
+def fire_pass_cpu(due: int, workdir: Path) -> float:
+    """CPU milliseconds per fire of one `Engine.fire_due` over `due` definitions due at one
+    instant, in this process (SQLite, fake executor, fixed clock): the fires alone, without
+    the server's other threads, the dispatch or the periodic re-planning of running runs."""
+    database = open_database(f"sqlite:///{workdir / 'fire.db'}")
+    migrate(database)
+    stored = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(due):
+        wire = definition(f"due-{i:06d}", "*", "*", "*")
+        catalog.save(parse_definition(wire), actor="bench", now=stored)
+    Definition.update(next_fire_at=stored + timedelta(minutes=1)).execute()
+    now = stored + timedelta(minutes=1, milliseconds=5)
+    settings = SchedulerSettings(public_url="http://127.0.0.1:9")
+    engine = Engine(FakeExecutor(), settings, clock=lambda: now)
+    started = time.process_time()
+    engine.fire_due(now)
+    used = time.process_time() - started
+    if Run.select().count() != due:
+        raise RuntimeError(f"{Run.select().count()} runs made, not {due}")
+    database.close()
+    return 1000 * used / due
+
+
 def _lag(run: dict[str, Any]) -> float:
     """created_at minus due_at of a run, in seconds."""
     created = datetime.fromisoformat(run["created_at"].replace("Z", "+00:00"))
@@ -179,6 +210,8 @@ def one_size(count: int, due: int, idle_seconds: float, workdir: Path) -> dict[s
             found["lags"], found["fire_cpu"] = mass_fire(
                 served, due_names, workdir, found["apply"] / count
             )
+    if due:
+        found["pass_cpu"] = fire_pass_cpu(due, workdir)
     return found
 
 
@@ -211,6 +244,8 @@ def measure(definitions: int = 10_000, due: int = 1000, idle_seconds: float = 30
                    target=1),
             Figure("definitions", f"server CPU per fire, until idle ({stubbed})",
                    1000 * large["fire_cpu"] / max(1, len(lags)), "ms"),
+            Figure("definitions", f"CPU per fire of one pass's fires, in process ({due:,} due)",
+                   large["pass_cpu"], "ms"),
         ]  # fmt: skip
     return figures
 
