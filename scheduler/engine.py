@@ -508,7 +508,7 @@ def container_options(command: DockerImageCommand) -> ContainerOptions:
 
 def _fire_of(row: Definition, plan: FirePlan) -> runs.Fire:
     """The fire of due definition `row` by `plan`."""
-    return runs.Fire(row.name, row.next_fire_at, row.updated_at, plan.next_fire_at, plan.fire_times)
+    return runs.Fire(row.name, row.next_fire_at, row.body, plan.next_fire_at, plan.fire_times)
 
 
 def _made(changes: Changes) -> list[RunFacts]:

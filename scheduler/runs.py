@@ -95,7 +95,7 @@ class Fire:
 
     name: str
     due_at: datetime  # the row's next fire time when read: the fire is made only from it
-    updated_at: datetime  # the row's version when read: the plan came from that body
+    body: str  # the row's body when read: the fire was planned from it
     next_fire_at: datetime | None
     fire_times: tuple[datetime, ...]
 
@@ -145,7 +145,7 @@ def fire_many(fires: Sequence[Fire], now: datetime) -> tuple[dict[str, Changes |
             if row is None or row.paused or row.next_fire_at != fire.due_at:
                 made[fire.name] = None  # made by another scheduler (or paused, or deleted)
                 continue
-            changes = batch.add(row, fire) if row.updated_at == fire.updated_at else None
+            changes = batch.add(row, fire) if row.body == fire.body else None
             if changes is None:
                 rest.append(fire)
             else:

@@ -79,7 +79,7 @@ def test_fires_planned_from_a_read_made_before_they_were_made_are_not_made_again
     names = [f"job-{i:04d}" for i in range(FIRE_BATCH + 1)]
     save_due(names)
     fires = [
-        runs.Fire(row.name, T0, row.updated_at, T0 + timedelta(minutes=1), (T0,))
+        runs.Fire(row.name, T0, row.body, T0 + timedelta(minutes=1), (T0,))
         for row in Definition.select()
     ]
     made, rest = runs.fire_many(fires, AT)
@@ -204,17 +204,18 @@ def test_a_fire_whose_row_was_paused_after_the_pass_read_it_is_not_made(
 ) -> None:
     save_due(["job"])
     row = Definition.get_by_id("job")
-    fire = runs.Fire(row.name, T0, row.updated_at, T0 + timedelta(minutes=1), (T0,))
+    fire = runs.Fire(row.name, T0, row.body, T0 + timedelta(minutes=1), (T0,))
     Definition.update(paused=True).where(Definition.name == "job").execute()
     assert runs.fire_many([fire], AT) == ({"job": None}, [])
     assert Run.select().count() == 0
 
 
-def test_a_fire_whose_row_changed_after_the_pass_read_it_is_left_to_fire_alone(
+def test_a_fire_whose_definition_changed_after_the_pass_read_it_is_left_to_fire_alone(
     database: Database,
 ) -> None:
     save_due(["job"])
     row = Definition.get_by_id("job")
-    stale = runs.Fire(row.name, T0, row.updated_at - timedelta(seconds=1), None, (T0,))
+    stale = runs.Fire(row.name, T0, row.body, T0 + timedelta(minutes=1), (T0,))
+    save_due(["job"], overlap_action="allow")  # a new version, due at the same time
     assert runs.fire_many([stale], AT) == ({}, [stale])
     assert (Run.select().count(), Definition.get_by_id("job").next_fire_at) == (0, T0)
