@@ -14,7 +14,11 @@ with a tenth of the definitions, in the same run.
    percentage of one core, and its resident memory.
 3. `GET /api/process_definitions?limit=100&after=<random name>`: p99 of 200 requests.
 4. Mass fire (the large size only): `--due` of them re-applied to fire at one coming
-   minute; for each run, `created_at - due_at` from the API; p50 and p99.
+   minute; for each run, `created_at - due_at` from the API; p50 and p99. And the server's
+   CPU time from half a second before that minute until it is idle again (read from /proc
+   before the runs are listed), per run fired: the fire pass, the dispatch after it and
+   the periodic re-planning of the running runs. And, in this process without a server,
+   the CPU time per fire of one `Engine.fire_due` over `--due` definitions due at once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ from typing import Any
 import requests
 
 from bench.support import Figure, Served, cpu_seconds, format_table, gnomon_serve, percentile
+from definitions import parse_definition
+from executor.fake import FakeExecutor
+from scheduler import catalog
+from scheduler.database import migrate, open_database
+from scheduler.engine import Engine, SchedulerSettings
+from scheduler.models import Definition, Run
 
 PAGE = 100
 
@@ -119,22 +129,64 @@ def fire_minute(now: datetime, lead_seconds: float) -> datetime:
     return (now + timedelta(seconds=lead_seconds + 60)).replace(second=0, microsecond=0)
 
 
-def mass_fire(served: Served, names: list[str], workdir: Path, per_apply: float) -> list[float]:
+def mass_fire(
+    served: Served, names: list[str], workdir: Path, per_apply: float
+) -> tuple[list[float], float]:
     """Lags (s) from due to created of the runs of `names`, re-applied to fire at one minute
-    (far enough ahead for the apply to end first, at `per_apply` seconds a definition)."""
+    (far enough ahead for the apply to end first, at `per_apply` seconds a definition), and
+    the server's CPU seconds from just before that minute until it is idle again."""
     due = fire_minute(datetime.now(UTC), lead_seconds=10 + 2 * per_apply * len(names))
     moved = [definition(n, str(due.minute), str(due.hour), "*") for n in names]
     apply(served, moved, workdir, "due")
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() - 0.5))
+    cpu = busy_cpu(served.process.pid, until=due + timedelta(seconds=180))
     deadline = due + timedelta(seconds=180)
     session, runs = requests.Session(), []
-    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
     while datetime.now(UTC) < deadline:
         params = {"max_records": len(names) * 2}
         runs = session.get(f"{served.url}/api/processes", params=params).json()
         if len([r for r in runs if r.get("due_at")]) >= len(names):
             break
         time.sleep(1)
-    return [_lag(run) for run in runs if run.get("due_at")]
+    return [_lag(run) for run in runs if run.get("due_at")], cpu
+
+
+def busy_cpu(pid: int, until: datetime, window: float = 1.0, idle_cpu: float = 0.02) -> float:
+    """CPU seconds process `pid` spends from now until a `window` in which it used less than
+    `idle_cpu` (read from /proc, so the reading costs the server nothing), after at least
+    two windows; at most until `until`."""
+    started, windows = cpu_seconds(pid), 0
+    previous = started
+    while datetime.now(UTC) < until:
+        time.sleep(window)
+        current, windows = cpu_seconds(pid), windows + 1
+        if windows >= 2 and current - previous < idle_cpu:
+            return current - started
+        previous = current
+    return cpu_seconds(pid) - started
+
+
+def fire_pass_cpu(due: int, workdir: Path) -> float:
+    """CPU milliseconds per fire of one `Engine.fire_due` over `due` definitions due at one
+    instant, in this process (SQLite, fake executor, fixed clock): the fires alone, without
+    the server's other threads, the dispatch or the periodic re-planning of running runs."""
+    database = open_database(f"sqlite:///{workdir / 'fire.db'}")
+    migrate(database)
+    stored = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(due):
+        wire = definition(f"due-{i:06d}", "*", "*", "*")
+        catalog.save(parse_definition(wire), actor="bench", now=stored)
+    Definition.update(next_fire_at=stored + timedelta(minutes=1)).execute()
+    now = stored + timedelta(minutes=1, milliseconds=5)
+    settings = SchedulerSettings(public_url="http://127.0.0.1:9")
+    engine = Engine(FakeExecutor(), settings, clock=lambda: now)
+    started = time.process_time()
+    engine.fire_due(now)
+    used = time.process_time() - started
+    if Run.select().count() != due:
+        raise RuntimeError(f"{Run.select().count()} runs made, not {due}")
+    database.close()
+    return 1000 * used / due
 
 
 def _lag(run: dict[str, Any]) -> float:
@@ -155,7 +207,11 @@ def one_size(count: int, due: int, idle_seconds: float, workdir: Path) -> dict[s
         found["page"] = page_p99(served, names)
         if due:
             due_names = random.Random(3).sample(names, due)
-            found["lags"] = mass_fire(served, due_names, workdir, found["apply"] / count)
+            found["lags"], found["fire_cpu"] = mass_fire(
+                served, due_names, workdir, found["apply"] / count
+            )
+    if due:
+        found["pass_cpu"] = fire_pass_cpu(due, workdir)
     return found
 
 
@@ -186,6 +242,10 @@ def measure(definitions: int = 10_000, due: int = 1000, idle_seconds: float = 30
             Figure("definitions", f"due -> created p50 ({stubbed})", percentile(lags, 0.5), "s"),
             Figure("definitions", f"due -> created p99 ({stubbed})", percentile(lags, 0.99), "s",
                    target=1),
+            Figure("definitions", f"server CPU per fire, until idle ({stubbed})",
+                   1000 * large["fire_cpu"] / max(1, len(lags)), "ms"),
+            Figure("definitions", f"CPU per fire of one pass's fires, in process ({due:,} due)",
+                   large["pass_cpu"], "ms"),
         ]  # fmt: skip
     return figures
 

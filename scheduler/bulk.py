@@ -1,8 +1,9 @@
-"""Inserting many rows at once through the driver, skipping peewee's per-value SQL building.
+"""Writing many rows at once through the driver, skipping peewee's per-value SQL building.
 
 peewee writes an INSERT of 1,000 rows by visiting every value (~0.2 s for a batch of
 log entries); the drivers take the rows as they are: `executemany` on SQLite, and
-`execute_values` on PostgreSQL (its `executemany` is one round trip a row).
+`execute_values` / `execute_batch` on PostgreSQL (its `executemany` is one round trip a
+row).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import peewee
 from peewee import CharField, Field, ForeignKeyField, SqliteDatabase, TextField
-from psycopg2.extras import execute_values
+from psycopg2.extras import execute_batch, execute_values
 
 from scheduler.models import db
 
@@ -36,6 +37,36 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
     """Insert `rows` (values in the order of `fields`, all of one table); a row whose
     primary key is already stored is skipped. Values go through each field's db_value
     (strings of text fields as they are), so they are stored exactly as peewee stores them."""
+    _insert(fields, rows, " ON CONFLICT DO NOTHING")
+
+
+def insert_all(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert `rows` as `insert_ignoring` does, but a row that breaks a unique key raises
+    IntegrityError (and the caller's transaction rolls back)."""
+    _insert(fields, rows, "")
+
+
+def update_by_key(key: Field, field: Field, rows: Iterable[tuple[Any, Any]]) -> None:
+    """Set `field` of each row whose `key` is given: `rows` are (key value, new value)."""
+    values = [(field.db_value(value), key.db_value(key_value)) for key_value, value in rows]
+    if not values:
+        return
+    database = db.obj
+    mark = database.param
+    sql = (
+        f'UPDATE "{key.model._meta.table_name}" SET "{field.column_name}" = {mark}'
+        f' WHERE "{key.column_name}" = {mark}'
+    )
+    with peewee.__exception_wrapper__:
+        cursor = database.cursor()
+        if isinstance(database, SqliteDatabase):
+            cursor.executemany(sql, values)
+        else:
+            execute_batch(cursor, sql, values, page_size=PAGE_ROWS)
+
+
+def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], on_conflict: str) -> None:
+    """Insert `rows` of `fields` with the statement's `on_conflict` clause."""
     convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
     values = []
     for row in rows:
@@ -53,10 +84,10 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
         cursor = database.cursor()
         if isinstance(database, SqliteDatabase):
             marks = ", ".join("?" * len(fields))
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}){on_conflict}'
             cursor.executemany(sql, values)
         else:
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s ON CONFLICT DO NOTHING'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s{on_conflict}'
             execute_values(cursor, sql, values, page_size=PAGE_ROWS)
 
 

@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from peewee import InterfaceError, OperationalError, PeeweeException, fn
+from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeException, fn
 
 from definitions import DockerImageCommand, definition_from_json
 from definitions.run_inputs import ancestors, input_environment, parameter_environment
@@ -31,12 +32,13 @@ from scheduler.runs import Changes
 from scheduler.secrets import SecretBox, SecretUnavailable
 from scheduler.states import LIVE_TASK, RunStatus, TaskStatus
 from scheduler.tokens import server_secret, task_token
-from scheduler.transitions import fire_plan
+from scheduler.transitions import FirePlan, fire_plan
 from scheduler.tx import recovering_connection, recovers_connection, write_transaction
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SOURCES = ("stdout", "stderr")
+FIRE_BATCH = 250  # fires made in one transaction: how long a pass holds the write lock at most
 # a log entry row's columns, in the order its values are given to insert_ignoring
 LOG_ENTRY_FIELDS = (
     LogEntry.id,
@@ -46,6 +48,18 @@ LOG_ENTRY_FIELDS = (
     LogEntry.message,
     LogEntry.seq,
 )
+
+
+class RunFacts(NamedTuple):
+    """What the metrics read of a run that a change started or queued (not its body)."""
+
+    id: str
+    definition_name: str
+    trigger: str
+    status: str
+    scheduled_for: datetime | None
+    started_at: datetime
+    created_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -139,30 +153,77 @@ class Engine:
     def fire_due(self, now: datetime) -> None:
         """Start the runs of every definition whose next fire time has come, earliest first.
 
-        What the fires changed is acted on once they are all made: with a thousand due at
-        one minute, the last run is then made sooner. A definition whose fire fails (a body
-        or time zone that no longer loads, a clash) is reported and tried again later; the
-        others fire all the same.
+        Fires are made `FIRE_BATCH` at a time, each batch in one transaction of a few
+        statements (`runs.fire_many`), and what they changed is acted on once all are made:
+        with a thousand due at one minute, the last run is then made sooner. A definition
+        whose fire fails (a body or time zone that no longer loads, a clash) is reported and
+        tried again later; the others fire all the same.
         """
         due = (
             Definition.select()
             .where((Definition.paused == False) & (Definition.next_fire_at <= now))  # noqa: E712
             .order_by(Definition.next_fire_at, Definition.name)
         )
+        rows = [row for row in due if not self._retry_later(row, now)]
         changes = Changes()
-        for row in list(due):
-            if self._retry_later(row, now):
-                continue
-            try:
-                fired = self._fire(row, max(now, self.clock()))  # created_at: when made
-            except (OperationalError, InterfaceError):
-                raise  # the database, not the definition: the whole pass fails
-            except Exception as exc:
-                self._schedule_failed(row, now, exc)
-            else:
-                changes.merge(fired)
-                self._schedule_works(row)
+        for start in range(0, len(rows), FIRE_BATCH):
+            changes.merge(self._fire_batch(rows[start : start + FIRE_BATCH], now))
         self.apply(changes)
+
+    def _fire_batch(self, rows: Sequence[Definition], now: datetime) -> Changes:
+        """Fire `rows` together; those the batch leaves (or all, if it clashed) fire alone."""
+        planned = {r.name: (r, p) for r in rows if (p := self._plan(r, now)) is not None}
+        fires = [_fire_of(row, plan) for row, plan in planned.values()]
+        try:
+            made, rest = runs.fire_many(fires, max(now, self.clock()))
+        except IntegrityError:  # a row clashes with a stored one: nothing was written
+            log.warning(
+                "a batch of %d fires clashed with stored rows; each fires alone", len(fires)
+            )
+            made, rest = {}, fires
+        changes = Changes()
+        for name, fired in made.items():
+            changes.merge(self._fired(*planned[name], fired))
+        for fire in rest:
+            changes.merge(self._fire_alone(*planned[fire.name], fire, now))
+        return changes
+
+    def _plan(self, row: Definition, now: datetime) -> FirePlan | None:
+        """The runs `row`'s fire makes now and its next fire time; None (reported) if its
+        body or schedule no longer loads."""
+        try:
+            return fire_plan(
+                definition_from_json(row.body),
+                row.next_fire_at,
+                now,
+                on_time=timedelta(seconds=self.settings.on_time_seconds),
+                default_catch_up=self.settings.max_catch_up_runs,
+            )
+        except Exception as exc:
+            self._schedule_failed(row, now, exc)
+            return None
+
+    def _fire_alone(
+        self, row: Definition, plan: FirePlan, fire: runs.Fire, now: datetime
+    ) -> Changes:
+        """Fire one definition in its own transaction (`runs.fire`); a failure is reported."""
+        try:
+            fired = runs.fire(fire, max(now, self.clock()))  # created_at: when made
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the definition: the whole pass fails
+        except Exception as exc:
+            self._schedule_failed(row, now, exc)
+            return Changes()
+        return self._fired(row, plan, fired)
+
+    def _fired(self, row: Definition, plan: FirePlan, fired: Changes | None) -> Changes:
+        """Count a fire made (None: another scheduler made it); forget an earlier failure."""
+        self._schedule_works(row)
+        if fired is None:
+            return Changes()
+        if plan.skipped and self.metrics:
+            self.metrics.fires_skipped.labels(row.name, "misfire").inc(plan.skipped)
+        return fired
 
     def _retry_later(self, row: Definition, now: datetime) -> bool:
         """Whether `row` failed to fire lately and has not changed since."""
@@ -182,22 +243,6 @@ class Engine:
         """Forget an earlier failure of `row` once it fires."""
         if self._failing.pop(row.name, None) is not None or row.schedule_error:
             runs.set_schedule_error(row.name, None)
-
-    def _fire(self, row: Definition, now: datetime) -> Changes:
-        """Fire one definition, unless another scheduler already did; what it changed."""
-        plan = fire_plan(
-            definition_from_json(row.body),
-            row.next_fire_at,
-            now,
-            on_time=timedelta(seconds=self.settings.on_time_seconds),
-            default_catch_up=self.settings.max_catch_up_runs,
-        )
-        changes = runs.fire(row.name, row.next_fire_at, plan.next_fire_at, plan.fire_times, now)
-        if changes is None:
-            return Changes()
-        if plan.skipped and self.metrics:
-            self.metrics.fires_skipped.labels(row.name, "misfire").inc(plan.skipped)
-        return changes
 
     def promote_queued(self, now: datetime) -> None:
         """Start queued runs whose definition has no running run any more."""
@@ -302,12 +347,14 @@ class Engine:
     def _count(self, changes: Changes) -> None:
         """Feed the metrics from a committed change."""
         m = self.metrics
-        for run in Run.select().where(Run.id.in_(changes.started)) if changes.started else ():
-            m.runs_started.labels(run.definition_name, trigger_kind(run.trigger)).inc()
-            if run.scheduled_for is not None and run.trigger == "schedule":
-                m.schedule_lag.observe((run.started_at - run.scheduled_for).total_seconds())
-        for run in _created(changes):
-            m.fire_lag.observe((run.created_at - run.scheduled_for).total_seconds())
+        started = set(changes.started)
+        for run in _made(changes):
+            if run.id in started:
+                m.runs_started.labels(run.definition_name, trigger_kind(run.trigger)).inc()
+                if run.scheduled_for is not None and run.trigger == "schedule":
+                    m.schedule_lag.observe((run.started_at - run.scheduled_for).total_seconds())
+            if _created(run):
+                m.fire_lag.observe((run.created_at - run.scheduled_for).total_seconds())
         for run_id, status in changes.ended:
             name = Run.get_by_id(run_id).definition_name
             m.runs_finished.labels(name, status.value).inc()
@@ -459,15 +506,26 @@ def container_options(command: DockerImageCommand) -> ContainerOptions:
     )
 
 
-def _created(changes: Changes) -> list[Run]:
-    """The scheduled runs that `changes` created (started at once or queued; not promoted)."""
+def _fire_of(row: Definition, plan: FirePlan) -> runs.Fire:
+    """The fire of due definition `row` by `plan`."""
+    return runs.Fire(row.name, row.next_fire_at, row.body, plan.next_fire_at, plan.fire_times)
+
+
+def _made(changes: Changes) -> list[RunFacts]:
+    """What the metrics need of the runs `changes` started or queued (not their bodies)."""
     ids = changes.started + changes.queued
     if not ids:
         return []
-    query = Run.select().where(Run.id.in_(ids) & Run.scheduled_for.is_null(False))
-    return [
-        run for run in query if run.status == RunStatus.QUEUED or run.created_at == run.started_at
-    ]
+    columns = [Run._meta.fields[name] for name in RunFacts._fields]
+    return [RunFacts(*row) for row in Run.select(*columns).where(Run.id.in_(ids)).tuples()]
+
+
+def _created(run: RunFacts) -> bool:
+    """Whether `run` is a scheduled run its change created (started at once or queued), not
+    one it promoted."""
+    return run.scheduled_for is not None and (
+        run.status == RunStatus.QUEUED or run.created_at == run.started_at
+    )
 
 
 def _as_time(value: object) -> datetime | None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from peewee import IntegrityError
+from peewee import IntegrityError, Model
 
-from definitions import ProcessDefinition, continuous_next, definition_from_json
+from definitions import DefinitionError, ProcessDefinition, continuous_next, definition_from_json
 from definitions.run_inputs import resolve_parameters
 from executor import Ending, Outcome
+from scheduler.bulk import insert_all, update_by_key
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Definition, Run, Task, TaskReport
 from scheduler.notify import outbox
@@ -39,7 +41,7 @@ from scheduler.transitions import (
     overlap_decision,
     plan_run,
 )
-from scheduler.tx import lock_definition, lock_task, write_transaction
+from scheduler.tx import lock_definition, lock_definitions, lock_task, write_transaction
 
 KILLED_REASON = "killed: run was killed"
 
@@ -87,35 +89,151 @@ def start_run(
         return _start_locked(row, trigger, now, only_task, scheduled_for, queue, parameters)
 
 
-def fire(
-    name: str,
-    expected_fire_at: datetime,
-    next_fire_at: datetime | None,
-    fire_times: Sequence[datetime],
-    now: datetime,
-) -> Changes | None:
+@dataclass(frozen=True)
+class Fire:
+    """One due definition's fire, as a pass planned it from the row it read."""
+
+    name: str
+    due_at: datetime  # the row's next fire time when read: the fire is made only from it
+    body: str  # the row's body when read: the fire was planned from it
+    next_fire_at: datetime | None
+    fire_times: tuple[datetime, ...]
+
+
+def fire(due: Fire, now: datetime) -> Changes | None:
     """Advance a definition's next fire time and start its due runs, once.
 
     Returns None if another scheduler fired it first (the compare-and-set failed).
     """
     with write_transaction():
         claimed = (
-            Definition.update(next_fire_at=next_fire_at)
+            Definition.update(next_fire_at=due.next_fire_at)
             .where(
-                (Definition.name == name)
-                & (Definition.next_fire_at == expected_fire_at)
+                (Definition.name == due.name)
+                & (Definition.next_fire_at == due.due_at)
                 & (Definition.paused == False)  # noqa: E712 (peewee expression)
             )
             .execute()
         )
         if claimed != 1:
             return None
-        row = lock_definition(name)
+        row = lock_definition(due.name)
         changes = Changes()
-        for i, when in enumerate(fire_times):
+        for i, when in enumerate(due.fire_times):
             _, more = _start_locked(row, "schedule", now, None, when, queue=i > 0)
             changes.merge(more)
         return changes
+
+
+def fire_many(fires: Sequence[Fire], now: datetime) -> tuple[dict[str, Changes | None], list[Fire]]:
+    """Fire many due definitions in one transaction of a few statements, each once.
+
+    A fire is made only if its row, once locked, still holds the next fire time the fire
+    was planned from (else another scheduler made it: None). Returns what each fire made
+    changed, and the fires left to `fire`, one at a time: those whose row changed since it
+    was read, and those whose runs need more than new rows (an overlap that kills, a run
+    that ends at once, parameters that do not resolve). IntegrityError (nothing written)
+    if a new row clashes with a stored one.
+    """
+    with write_transaction():
+        rows = lock_definitions([f.name for f in fires])
+        batch = _FireBatch(now, _active_runs(list(rows)))
+        made: dict[str, Changes | None] = {}
+        rest: list[Fire] = []
+        for fire in fires:
+            row = rows.get(fire.name)
+            if row is None or row.paused or row.next_fire_at != fire.due_at:
+                made[fire.name] = None  # made by another scheduler (or paused, or deleted)
+                continue
+            changes = batch.add(row, fire) if row.body == fire.body else None
+            if changes is None:
+                rest.append(fire)
+            else:
+                made[fire.name] = changes
+        batch.write()
+        return made, rest
+
+
+class _FireBatch:
+    """The rows of many fires, written together: next fire times, runs and first attempts."""
+
+    def __init__(self, now: datetime, active: Mapping[str, list[RunStatus]]) -> None:
+        self.now = now
+        self.active = active
+        self.claims: list[tuple[str, datetime | None]] = []
+        self.runs: list[dict[str, object]] = []
+        self.attempts: list[dict[str, object]] = []
+
+    def add(self, row: Definition, fire: Fire) -> Changes | None:
+        """Add the rows of `row`'s fire; None (nothing added) if it needs more than rows."""
+        definition = definition_from_json(row.body)
+        try:
+            parameters = resolve_parameters(definition, {})
+        except DefinitionError:
+            return None  # `fire` reports it
+        decisions = _scheduled_decisions(
+            definition.overlap_action, self.active.get(row.name, []), len(fire.fire_times)
+        )
+        first = plan_run(definition, None, [])
+        if Overlap.TERMINATE in decisions or first.outcome is not None:
+            return None
+        self.claims.append((row.name, fire.next_fire_at))
+        changes = Changes()
+        for when, decision in zip(fire.fire_times, decisions, strict=True):
+            if decision is Overlap.SKIP:
+                changes.skipped.append(row.name)
+                continue
+            status = RunStatus.RUNNING if decision is Overlap.START else RunStatus.QUEUED
+            run = _run_values(row, status, "schedule", self.now, None, when, parameters)
+            self.runs.append(run)
+            if status is RunStatus.QUEUED:
+                changes.queued.append(run["id"])
+                continue
+            changes.started.append(run["id"])
+            self.attempts += [
+                _attempt_values(run["id"], row.name, a, self.now) for a in first.create
+            ]
+        return changes
+
+    def write(self) -> None:
+        """Write the batch: advance the claimed rows, insert the runs and their attempts."""
+        update_by_key(Definition.name, Definition.next_fire_at, self.claims)
+        _insert_values(Run, self.runs)
+        _insert_values(Task, self.attempts)
+
+
+def _insert_values(model: type[Model], rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert rows of `model` given as column values by field name (the same names in the
+    same order in each row, as `_run_values` and `_attempt_values` make them)."""
+    if rows:
+        fields = [model._meta.fields[name] for name in rows[0]]
+        insert_all(fields, (list(row.values()) for row in rows))
+
+
+def _active_runs(names: Sequence[str]) -> dict[str, list[RunStatus]]:
+    """The statuses of each definition's active runs: the facts of its overlap rule."""
+    found: dict[str, list[RunStatus]] = defaultdict(list)
+    query = Run.select(Run.definition_name, Run.status).where(
+        Run.definition_name.in_(list(names)) & Run.status.in_(ACTIVE_RUN)
+    )
+    for name, status in query.tuples():
+        found[name].append(RunStatus(status))
+    return found
+
+
+def _scheduled_decisions(action: str, active: Sequence[RunStatus], count: int) -> list[Overlap]:
+    """The overlap decision of each of `count` scheduled runs made one after another, as
+    `_start_locked` makes them (a catch-up run after the first waits its turn)."""
+    running, queued = RunStatus.RUNNING in active, active.count(RunStatus.QUEUED)
+    decisions = []
+    for i in range(count):
+        decision = overlap_decision(
+            action, running=running, queued=queued, manual=False, force_queue=i > 0
+        )
+        running = running or decision is Overlap.START
+        queued += decision is Overlap.QUEUE
+        decisions.append(decision)
+    return decisions
 
 
 def _start_locked(
@@ -171,18 +289,33 @@ def _insert_run(
 ) -> Run:
     """Insert a run carrying its own copy of the definition and its parameter values."""
     return Run.create(
-        id=str(uuid.uuid4()),
-        definition_name=row.name,
-        definition_version=row.version,
-        definition_body=row.body,
-        status=status.value,
-        started_at=now,
-        created_at=now,
-        trigger=trigger,
-        scheduled_for=scheduled_for,
-        only_task=only_task,
-        parameters=json.dumps(dict(parameters)) if parameters else None,
+        **_run_values(row, status, trigger, now, only_task, scheduled_for, parameters)
     )
+
+
+def _run_values(
+    row: Definition,
+    status: RunStatus,
+    trigger: str,
+    now: datetime,
+    only_task: str | None,
+    scheduled_for: datetime | None,
+    parameters: Mapping[str, str],
+) -> dict[str, object]:
+    """The columns of a new run of definition `row`, by field name."""
+    return {
+        "id": str(uuid.uuid4()),
+        "definition_name": row.name,
+        "definition_version": row.version,
+        "definition_body": row.body,
+        "status": status.value,
+        "started_at": now,
+        "created_at": now,
+        "trigger": trigger,
+        "scheduled_for": scheduled_for,
+        "only_task": only_task,
+        "parameters": json.dumps(dict(parameters)) if parameters else None,
+    }
 
 
 def promote_queued(name: str, now: datetime) -> Changes:
@@ -240,21 +373,28 @@ def _advance_locked(run: Run, now: datetime) -> Changes:
 
 def _insert_attempt(run: Run, new: NewAttempt, now: datetime) -> None:
     """Insert one attempt; a concurrent scheduler's identical insert wins harmlessly."""
-    waiting = new.not_before is not None and new.not_before > now
     try:
         with write_transaction():
-            Task.create(
-                id=str(uuid.uuid4()),
-                run=run.id,
-                definition_name=run.definition_name,
-                task_name=new.task_name,
-                attempt=new.attempt,
-                status=(TaskStatus.SUBMITTED if waiting else TaskStatus.RUNNABLE).value,
-                created_at=now,
-                not_before=new.not_before,
-            )
+            Task.create(**_attempt_values(run.id, run.definition_name, new, now))
     except IntegrityError:
         return
+
+
+def _attempt_values(
+    run_id: str, definition_name: str, new: NewAttempt, now: datetime
+) -> dict[str, object]:
+    """The columns of a new attempt, by field name; it waits out its backoff as submitted."""
+    waiting = new.not_before is not None and new.not_before > now
+    return {
+        "id": str(uuid.uuid4()),
+        "run": run_id,
+        "definition_name": definition_name,
+        "task_name": new.task_name,
+        "attempt": new.attempt,
+        "status": (TaskStatus.SUBMITTED if waiting else TaskStatus.RUNNABLE).value,
+        "created_at": now,
+        "not_before": new.not_before,
+    }
 
 
 def _after_run_ended(run: Run, now: datetime) -> None:

@@ -227,11 +227,23 @@ def fire_plan(
     schedule = definition.schedule
     if not isinstance(schedule, CronSchedule):
         return FirePlan((due,), 0, None)  # continuous: the next comes when this run ends
-    times = [due, *missed_fire_times(schedule, due, now, MAX_COUNTED_MISSES)]
+    times, following = _due_times(schedule, due, now)
     fresh = [t for t in times if now - t <= on_time]
     missed = [t for t in times if now - t > on_time]
     chosen = _chosen(definition, fresh, missed, now, default_catch_up)
-    return FirePlan(tuple(chosen), len(times) - len(chosen), next_fire_time(schedule, now))
+    return FirePlan(tuple(chosen), len(times) - len(chosen), following)
+
+
+def _due_times(
+    schedule: CronSchedule, due: datetime, now: datetime
+) -> tuple[list[datetime], datetime]:
+    """The fire times in [due, now] (`due` and the latest ones after it) and the first
+    fire time after `now`."""
+    following = next_fire_time(schedule, due)
+    if following > now:  # nothing missed (the usual fire): the schedule is stepped once
+        return [due], following
+    times = [due, *missed_fire_times(schedule, due, now, MAX_COUNTED_MISSES)]
+    return times, next_fire_time(schedule, now)
 
 
 def _chosen(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
@@ -44,6 +44,18 @@ def lock_definition(name: str) -> Definition | None:
     transaction already serialises writers.
     """
     return _held(Definition.select().where(Definition.name == name))
+
+
+def lock_definitions(names: Sequence[str]) -> dict[str, Definition]:
+    """Read definition rows by name, holding their locks until the transaction ends.
+
+    The locks are taken in name order, so two passes locking overlapping sets of rows
+    wait for each other instead of deadlocking.
+    """
+    query = Definition.select().where(Definition.name.in_(list(names))).order_by(Definition.name)
+    if not isinstance(db.obj, SqliteDatabase):
+        query = query.for_update()
+    return {row.name: row for row in query}
 
 
 def lock_task(task_id: str) -> Task | None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from definitions import ContinuousSchedule
+from definitions import ContinuousSchedule, missed_fire_times, next_fire_time
 from executor import Ending, Outcome
 from scheduler.states import RunStatus, TaskStatus
 from scheduler.transitions import (
@@ -232,6 +232,33 @@ def test_fires_missed_while_down_follow_the_misfire_policy(
     assert plan.fire_times == tuple(T0 + timedelta(hours=h) for h in runs)
     assert plan.skipped == skipped
     assert plan.next_fire_at == T0 + timedelta(hours=4)
+
+
+BERLIN = "Europe/Berlin"  # clocks go forward on 2026-03-29 at 02:00, back on 10-25 at 03:00
+
+
+@pytest.mark.parametrize(
+    ("schedule", "due", "late_seconds"),
+    [
+        pytest.param(cron("30", "2", time_zone=BERLIN), datetime(2026, 3, 28, 1, 30, tzinfo=UTC),
+                     5, id="wall_clock_into_the_gap"),
+        pytest.param(cron("30", "2", time_zone=BERLIN), datetime(2026, 10, 24, 0, 30, tzinfo=UTC),
+                     5, id="wall_clock_into_the_repeat"),
+        pytest.param(cron("*/20", "*", time_zone=BERLIN), datetime(2026, 10, 25, 0, 40, tzinfo=UTC),
+                     5, id="interval_in_the_repeat"),
+        pytest.param(cron("*/20", "*", time_zone=BERLIN), datetime(2026, 10, 25, 0, 40, tzinfo=UTC),
+                     1500, id="interval_late_past_the_next"),
+        pytest.param(cron("0", "*/2", time_zone=BERLIN), datetime(2026, 3, 28, 23, 0, tzinfo=UTC),
+                     60, id="interval_across_the_gap"),
+    ],
+)  # fmt: skip
+def test_a_fire_moves_to_the_first_fire_time_after_now_across_clock_changes(
+    schedule: object, due: datetime, late_seconds: float
+) -> None:
+    now = due + timedelta(seconds=late_seconds)
+    plan = plan_at(make_definition(schedule=schedule, misfire_policy="run_all"), due, now)
+    assert plan.next_fire_at == next_fire_time(schedule, now)
+    assert plan.fire_times == (due, *missed_fire_times(schedule, due, now, 1000))
 
 
 def test_a_continuous_fire_waits_for_its_run_to_end() -> None:
