@@ -7,6 +7,7 @@ restart finds the container and finishes it then.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from executor.base import Ending, Outcome
@@ -86,7 +87,19 @@ class Finisher:
             exit_ = Exit.from_state(state)
         self._output.drain(attempt)
         self._output.collect_log_paths(attempt)
-        return self._outcome(attempt, exit_)
+        return self._outcome(attempt, self._oom_seen_late(attempt, exit_))
+
+    def _oom_seen_late(self, attempt: Attempt, exit_: Exit) -> Exit:
+        """A SIGKILL not ours and not marked out of memory is asked about once more, after
+        the output was read: the engine may mark OOMKilled some time after the exit (its OOM
+        event and the exit travel apart under cgroup v2)."""
+        if exit_.code != _SIGKILLED or exit_.oom_killed or attempt.kill_reason is not None:
+            return exit_
+        assert attempt.container_id is not None
+        state = self._rt.engine.state(attempt.container_id)
+        if state is None or not state.get("OOMKilled"):
+            return exit_
+        return dataclasses.replace(exit_, oom_killed=True)
 
     def _outcome(self, attempt: Attempt, exit_: Exit) -> Outcome:
         """How the container ended."""
