@@ -24,13 +24,15 @@ from typing import Any
 import click
 import yaml
 
-from app.client import DEFAULT_URL, Client, ClientError
+from app.client import DEFAULT_URL, Client, ClientError, ServiceError
 
 POLL_SECONDS = 1.0
 FINISHED = ("succeeded", "failed")
 RUN_STATUSES = ("running", "succeeded", "failed")
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
-APPLY_CONCURRENCY = 4  # PUTs in flight during `apply`
+APPLY_CONCURRENCY = 4  # PUTs in flight during `apply` to a service without `_apply`
+APPLY_BATCH = 200  # definitions in one `_apply` request (the service takes up to 1,000)
+APPLY_BATCH_BYTES = 256 * 1024  # and about this much JSON (the service's limit is 1 MiB)
 
 # Values the service fills in when a definition leaves them out (docs/CONTRACT.md
 # and definitions/model.py): a key holding its default compares equal to no key.
@@ -355,6 +357,34 @@ def put_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
                 future.cancel()
 
 
+def batches(definitions: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`definitions` in order, in lists of at most APPLY_BATCH and about APPLY_BATCH_BYTES
+    of JSON (a larger definition alone)."""
+    found: list[list[dict[str, Any]]] = []
+    size = 0
+    for definition in definitions:
+        length = len(json.dumps(definition))
+        if not found or len(found[-1]) == APPLY_BATCH or size + length > APPLY_BATCH_BYTES:
+            found.append([])
+            size = 0
+        found[-1].append(definition)
+        size += length
+    return found
+
+
+def send_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
+    """Create or replace `definitions` in batches, each stored all or none; the first
+    refused batch stops the rest and is raised. A service older than `_apply` gets PUTs."""
+    for number, batch in enumerate(batches(definitions)):
+        try:
+            client.apply_definitions(batch)
+        except ServiceError as error:
+            if number or error.status not in (404, 405):
+                raise
+            put_all(client, definitions)
+            return
+
+
 def prune(
     client: Client, current: Iterable[str], keep: Iterable[str], dry_run: bool
 ) -> list[Change]:
@@ -403,7 +433,7 @@ def apply_command(
         for name, (source, definition) in wanted.items()
     ]
     if not dry_run:
-        put_all(client, [wanted[c.name][1] for c in changes if c.action != "unchanged"])
+        send_all(client, [wanted[c.name][1] for c in changes if c.action != "unchanged"])
     if prune_others:
         changes.extend(prune(client, current, wanted, dry_run))
     if as_json:

@@ -9,10 +9,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.auth import may_see_secrets
 from app.dumping import dumper
-from app.errors import invalid
+from app.errors import ROOT, invalid
 from app.http import actor, json_body, name_param, no_content
 from app.schemas import (
     IDEMPOTENCY_KEY,
+    MAX_APPLIED,
+    AppliedSchema,
     DefinitionPageSchema,
     DefinitionStateSchema,
     NotificationTestSchema,
@@ -23,7 +25,14 @@ from app.schemas import (
     load_query,
 )
 from app.state import scheduler
-from definitions import dump_definition, mask_notification_secrets, parse_definition, wire_from_json
+from definitions import (
+    DefinitionError,
+    ProcessDefinition,
+    dump_definition,
+    mask_notification_secrets,
+    parse_definition,
+    wire_from_json,
+)
 from scheduler import queries
 from scheduler.views import DefinitionView
 
@@ -36,6 +45,7 @@ STATE = dumper(DefinitionStateSchema())
 TEST_RESULT = NotificationTestSchema()
 VERSIONS = VersionSchema(many=True)
 VERSION = VersionDetailSchema()
+APPLIED = AppliedSchema(many=True)
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
@@ -60,6 +70,35 @@ def list_definitions() -> Response:
             f'</api/process_definitions?limit={args["limit"]}&after={after}>; rel="next"'
         )
     return response
+
+
+@bp.post("/_apply")
+def apply_definitions() -> Response:
+    """Create or replace each definition of a JSON array, as PUT does, all or none: the
+    first invalid one is a 400 naming it, and then nothing is stored."""
+    definitions = parse_definitions(json_body())
+    saved = scheduler().save_definitions(definitions, actor=actor())
+    return jsonify(APPLIED.dump(saved))
+
+
+def parse_definitions(data: object) -> list[ProcessDefinition]:
+    """The definitions of an `_apply` body: a JSON array of at most MAX_APPLIED, with
+    distinct names; DefinitionError naming the first bad one."""
+    if not isinstance(data, list) or len(data) > MAX_APPLIED:
+        problem = f"must be a JSON array of at most {MAX_APPLIED} process definitions"
+        raise invalid({ROOT: [problem]}, f"The body {problem}.")
+    definitions, seen = [], {}
+    for index, item in enumerate(data):
+        name = item.get("process_definition_name") if isinstance(item, dict) else None
+        try:
+            definitions.append(parse_definition(item))
+            if name in seen:
+                problem = f"also the name of definition {seen[name]}: names must differ"
+                raise DefinitionError.at("process_definition_name", problem)
+        except DefinitionError as error:
+            raise error.within(index, name) from None
+        seen[name] = index
+    return definitions
 
 
 @bp.get("/<name>")

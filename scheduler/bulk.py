@@ -13,7 +13,7 @@ from typing import Any
 
 import peewee
 from peewee import CharField, Field, ForeignKeyField, SqliteDatabase, TextField
-from psycopg2.extras import execute_values
+from psycopg2.extras import execute_batch, execute_values
 
 from scheduler.models import db
 
@@ -36,13 +36,35 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
     """Insert `rows` (values in the order of `fields`, all of one table); a row whose
     primary key is already stored is skipped. Values go through each field's db_value
     (strings of text fields as they are), so they are stored exactly as peewee stores them."""
-    convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
-    values = []
-    for row in rows:
-        value = list(row)
-        for i, db_value in convert:
-            value[i] = db_value(value[i])
-        values.append(value)
+    _insert(fields, rows, " ON CONFLICT DO NOTHING")
+
+
+def insert_rows(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert `rows` as `insert_ignoring` does, but a stored primary key is an IntegrityError."""
+    _insert(fields, rows, "")
+
+
+def update_rows(fields: Sequence[Field], key: Field, rows: Iterable[Sequence[Any]]) -> None:
+    """Set `fields` of the rows whose `key` is each row's last value (the others are in the
+    order of `fields`), one statement run for every row."""
+    values = _db_values([*fields, key], rows)
+    if not values:
+        return
+    table = key.model._meta.table_name
+    mark = "?" if isinstance(db.obj, SqliteDatabase) else "%s"
+    columns = ", ".join(f'"{field.column_name}" = {mark}' for field in fields)
+    sql = f'UPDATE "{table}" SET {columns} WHERE "{key.column_name}" = {mark}'
+    with peewee.__exception_wrapper__:
+        cursor = db.obj.cursor()
+        if isinstance(db.obj, SqliteDatabase):
+            cursor.executemany(sql, values)
+        else:
+            execute_batch(cursor, sql, values, page_size=PAGE_ROWS)
+
+
+def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], conflict: str) -> None:
+    """Insert `rows` through the driver, `conflict` ending the statement."""
+    values = _db_values(fields, rows)
     if not values:
         return
     table = fields[0].model._meta.table_name
@@ -53,11 +75,23 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
         cursor = database.cursor()
         if isinstance(database, SqliteDatabase):
             marks = ", ".join("?" * len(fields))
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}){conflict}'
             cursor.executemany(sql, values)
         else:
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s ON CONFLICT DO NOTHING'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s{conflict}'
             execute_values(cursor, sql, values, page_size=PAGE_ROWS)
+
+
+def _db_values(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """`rows` with each value through its field's db_value (text fields' strings as they are)."""
+    convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
+    values = []
+    for row in rows:
+        value = list(row)
+        for i, db_value in convert:
+            value[i] = db_value(value[i])
+        values.append(value)
+    return values
 
 
 def _is_text(field: Field) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
@@ -44,6 +44,15 @@ def lock_definition(name: str) -> Definition | None:
     transaction already serialises writers.
     """
     return _held(Definition.select().where(Definition.name == name))
+
+
+def lock_definitions(names: Collection[str]) -> dict[str, Definition]:
+    """The stored rows of `names` by name, each held as `lock_definition` holds one (taken
+    in name order, so that two writers of overlapping sets cannot deadlock)."""
+    query = Definition.select().where(Definition.name.in_(sorted(names)))
+    if not isinstance(db.obj, SqliteDatabase):
+        query = query.order_by(Definition.name).for_update()
+    return {row.name: row for row in query}
 
 
 def lock_task(task_id: str) -> Task | None:
