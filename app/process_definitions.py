@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -51,11 +52,17 @@ APPLIED = AppliedSchema(many=True)
 def dump(view: DefinitionView) -> dict[str, object]:
     """The wire form of a registered definition, with its version and scheduling state;
     notification secrets masked unless the caller may change the definition."""
-    if may_see_secrets():
-        wire = wire_from_json(view.body)  # the stored wire JSON: no decode and re-encode
+    if may_see_secrets() or not view.masked.notifications:
+        wire = wire_of(view)
     else:
         wire = dump_definition(mask_notification_secrets(view.definition))
     return {**wire, "paused": view.paused, **STATE(view)}
+
+
+def wire_of(view: DefinitionView) -> dict[str, Any]:
+    """The wire JSON of a definition's body: as stored with its version since schema 9,
+    else parsed and dumped."""
+    return json.loads(view.wire) if view.wire is not None else wire_from_json(view.body)
 
 
 @bp.get("", strict_slashes=False)
