@@ -306,6 +306,24 @@ def as_yaml(definition: dict[str, Any]) -> list[str]:
     return yaml.safe_dump(definition, sort_keys=True, allow_unicode=True).splitlines()
 
 
+def yaml_pair(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """`as_yaml` of both sides, a top-level value they share dumped once: a block
+    mapping's YAML is the YAML of each of its keys in turn (a change is often small)."""
+    if not before or not after:
+        return as_yaml(before), as_yaml(after)
+    shared = {key: as_yaml({key: value}) for key, value in before.items()
+              if key in after and after[key] == value}  # fmt: skip
+
+    def lines(definition: dict[str, Any]) -> list[str]:
+        return [
+            line
+            for key in sorted(definition)
+            for line in shared.get(key) or as_yaml({key: definition[key]})
+        ]
+
+    return lines(before), lines(after)
+
+
 def plan_change(source: str, wanted: dict[str, Any], current: dict[str, Any] | None) -> Change:
     """Compare a file's definition with the service's (None if absent): what `apply` should do."""
     name = wanted["process_definition_name"]
@@ -316,7 +334,7 @@ def plan_change(source: str, wanted: dict[str, Any], current: dict[str, Any] | N
     if before == after:
         return Change(name, "unchanged", source)
     diff = difflib.unified_diff(
-        as_yaml(before), as_yaml(after), f"{name} (service)", f"{name} ({source})", lineterm=""
+        *yaml_pair(before, after), f"{name} (service)", f"{name} ({source})", lineterm=""
     )
     return Change(name, "changed", source, "\n".join(diff))
 
