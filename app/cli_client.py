@@ -392,15 +392,15 @@ def batches(definitions: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]
 
 def send_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
     """Create or replace `definitions` in batches, each stored all or none; the first
-    refused batch stops the rest and is raised. A service older than `_apply` gets PUTs."""
-    for number, batch in enumerate(batches(definitions)):
+    refused batch stops the rest and is raised. A batch that a service older than `_apply`
+    (404, 405) or with a smaller body limit (413) refuses is sent a PUT a definition."""
+    for batch in batches(definitions):
         try:
             client.apply_definitions(batch)
         except ServiceError as error:
-            if number or error.status not in (404, 405):
+            if error.status not in (404, 405, 413):
                 raise
-            put_all(client, definitions)
-            return
+            put_all(client, batch)
 
 
 def prune(
