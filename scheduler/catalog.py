@@ -15,6 +15,7 @@ from definitions import (
     ProcessDefinition,
     definition_from_json,
     definition_to_json,
+    has_secret_values,
     mask_secret_values,
     next_fire_time,
 )
@@ -101,6 +102,8 @@ def save_all(
     statements whatever their number. A DefinitionError names its definition and index,
     unless not `name_errors`."""
     names = [d.process_definition_name for d in definitions]
+    # without secrets a body depends on nothing stored: dumped before the write lock
+    bodies = {d.process_definition_name: _body(d) for d in definitions if not has_secret_values(d)}
     with write_transaction():
         rows = lock_definitions(names)
         last = _last_versions(names)
@@ -109,24 +112,33 @@ def save_all(
         for index, definition in enumerate(definitions):
             name = definition.process_definition_name
             try:
-                saved.append(_save(definition, rows.get(name), last.get(name, 0), secrets, writes))
+                body = bodies.get(name) or _sealed(definition, rows.get(name), secrets)
+                saved.append(_save(definition, body, rows.get(name), last.get(name, 0), writes))
             except DefinitionError as error:
                 raise error.within(index, name) if name_errors else error from None
         writes.flush()
     return saved
 
 
+def _sealed(definition: ProcessDefinition, row: Definition | None, secrets: SecretBox) -> str:
+    """The body to store of a definition with secrets: sealed, a masked one kept from `row`."""
+    previous = None if row is None else definition_from_json(row.body)
+    return _body(secrets.seal(definition, previous))
+
+
+def _body(definition: ProcessDefinition) -> str:
+    """The stored form of `definition`: its canonical JSON without `paused`."""
+    return definition_to_json(replace(definition, paused=None))
+
+
 def _save(
     definition: ProcessDefinition,
+    body: str,
     row: Definition | None,
     last_version: int,
-    secrets: SecretBox,
     writes: _Writes,
 ) -> Saved:
-    """Plan the writes of one definition (`row` its stored row, if any)."""
-    previous = None if row is None else definition_from_json(row.body)
-    definition = secrets.seal(definition, previous)
-    body = definition_to_json(replace(definition, paused=None))
+    """Plan the writes of one definition stored as `body` (`row` its stored row, if any)."""
     if row is None:
         return _create(definition, body, last_version + 1, writes)
     return _update(row, definition, body, last_version, writes)
