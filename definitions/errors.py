@@ -24,7 +24,7 @@ class DefinitionError(Exception):
     def within(self, index: int, name: object) -> "DefinitionError":
         """This error about item `index` (named `name`, if a string) of a list of definitions."""
         named = name if isinstance(name, str) else None
-        where = f"Definition {index}" + (f" ({named!r})" if named is not None else "")
+        where = f"Definition {named!r}" if named is not None else f"Definition at index {index}"
         return DefinitionError(f"{where}: {self.message}", self.fields, (index, named))
 
     @classmethod
