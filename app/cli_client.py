@@ -24,13 +24,15 @@ from typing import Any
 import click
 import yaml
 
-from app.client import DEFAULT_URL, Client, ClientError
+from app.client import DEFAULT_URL, Client, ClientError, ServiceError
 
 POLL_SECONDS = 1.0
 FINISHED = ("succeeded", "failed")
 RUN_STATUSES = ("running", "succeeded", "failed")
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
-APPLY_CONCURRENCY = 4  # PUTs in flight during `apply`
+APPLY_CONCURRENCY = 4  # PUTs in flight during `apply` to a service without `_apply`
+APPLY_BATCH = 200  # definitions in one `_apply` request (the service takes up to 1,000)
+APPLY_BATCH_BYTES = 256 * 1024  # and about this much JSON (the service's limit is 1 MiB)
 
 # Values the service fills in when a definition leaves them out (docs/CONTRACT.md
 # and definitions/model.py): a key holding its default compares equal to no key.
@@ -304,6 +306,24 @@ def as_yaml(definition: dict[str, Any]) -> list[str]:
     return yaml.safe_dump(definition, sort_keys=True, allow_unicode=True).splitlines()
 
 
+def yaml_pair(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """`as_yaml` of both sides, a top-level value they share dumped once: a block
+    mapping's YAML is the YAML of each of its keys in turn (a change is often small)."""
+    if not before or not after:
+        return as_yaml(before), as_yaml(after)
+    shared = {key: as_yaml({key: value}) for key, value in before.items()
+              if key in after and after[key] == value}  # fmt: skip
+
+    def lines(definition: dict[str, Any]) -> list[str]:
+        return [
+            line
+            for key in sorted(definition)
+            for line in shared.get(key) or as_yaml({key: definition[key]})
+        ]
+
+    return lines(before), lines(after)
+
+
 def plan_change(source: str, wanted: dict[str, Any], current: dict[str, Any] | None) -> Change:
     """Compare a file's definition with the service's (None if absent): what `apply` should do."""
     name = wanted["process_definition_name"]
@@ -314,7 +334,7 @@ def plan_change(source: str, wanted: dict[str, Any], current: dict[str, Any] | N
     if before == after:
         return Change(name, "unchanged", source)
     diff = difflib.unified_diff(
-        as_yaml(before), as_yaml(after), f"{name} (service)", f"{name} ({source})", lineterm=""
+        *yaml_pair(before, after), f"{name} (service)", f"{name} ({source})", lineterm=""
     )
     return Change(name, "changed", source, "\n".join(diff))
 
@@ -353,6 +373,34 @@ def put_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
         finally:
             for future in futures:
                 future.cancel()
+
+
+def batches(definitions: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`definitions` in order, in lists of at most APPLY_BATCH and about APPLY_BATCH_BYTES
+    of JSON (a larger definition alone)."""
+    found: list[list[dict[str, Any]]] = []
+    size = 0
+    for definition in definitions:
+        length = len(json.dumps(definition))
+        if not found or len(found[-1]) == APPLY_BATCH or size + length > APPLY_BATCH_BYTES:
+            found.append([])
+            size = 0
+        found[-1].append(definition)
+        size += length
+    return found
+
+
+def send_all(client: Client, definitions: Sequence[dict[str, Any]]) -> None:
+    """Create or replace `definitions` in batches, each stored all or none; the first
+    refused batch stops the rest and is raised. A batch that a service older than `_apply`
+    (404, 405) or with a smaller body limit (413) refuses is sent a PUT a definition."""
+    for batch in batches(definitions):
+        try:
+            client.apply_definitions(batch)
+        except ServiceError as error:
+            if error.status not in (404, 405, 413):
+                raise
+            put_all(client, batch)
 
 
 def prune(
@@ -403,7 +451,7 @@ def apply_command(
         for name, (source, definition) in wanted.items()
     ]
     if not dry_run:
-        put_all(client, [wanted[c.name][1] for c in changes if c.action != "unchanged"])
+        send_all(client, [wanted[c.name][1] for c in changes if c.action != "unchanged"])
     if prune_others:
         changes.extend(prune(client, current, wanted, dry_run))
     if as_json:

@@ -19,6 +19,7 @@ import requests
 DEFAULT_URL = "http://127.0.0.1:8080"
 # requests buries the socket's reason ("[Errno 111] Connection refused") in a long repr
 STREAM_RETRY_SECONDS = 5.0  # when a 503 for a full stream bound says no Retry-After
+APPLY_TIMEOUT_SECONDS = 120.0  # a batch of definitions is stored in one go: allow for a slow one
 ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^\"'()\]]+)")
 
 
@@ -99,14 +100,15 @@ class Client:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; raise `Unreachable` or `ServiceError` unless it succeeded."""
         url = self.base_url + path
+        timeout = kwargs.pop("timeout", self.timeout)
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.ConnectionError as error:
             cause = ERRNO_TEXT.search(str(error))
             why = cause.group(1).strip() if cause else "connection failed"
             raise Unreachable(f"cannot reach the service at {self.base_url}: {why}") from error
         except requests.Timeout as error:
-            raise Unreachable(f"no answer from {self.base_url} in {self.timeout:g} s") from error
+            raise Unreachable(f"no answer from {self.base_url} in {timeout:g} s") from error
         if response.status_code >= 400:
             raise service_error(response)
         return response
@@ -131,6 +133,12 @@ class Client:
         path = definition_path(definition["process_definition_name"])
         response = self.request("PUT", path, json=definition)
         return response.json(), response.status_code == 201
+
+    def apply_definitions(self, definitions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create or replace each of `definitions`, all or none; what was done to each."""
+        path = "/api/process_definitions/_apply"
+        timeout = max(self.timeout, APPLY_TIMEOUT_SECONDS)
+        return self.request("POST", path, json=list(definitions), timeout=timeout).json()
 
     def delete_definition(self, name: str) -> None:
         """Delete a definition (its runs stay readable)."""

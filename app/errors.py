@@ -97,7 +97,10 @@ def describe(error: Exception) -> tuple[int, str, str, dict[str, object]]:
     if isinstance(error, ApiError):
         return error.status, error.code, error.message, error.details
     if isinstance(error, DefinitionError):
-        return 400, "validation_error", error.message, {"fields": dict(error.fields)}
+        details: dict[str, object] = {"fields": dict(error.fields)}
+        if error.item is not None:  # one definition of a list: which one
+            details["index"], details["process_definition_name"] = error.item
+        return 400, "validation_error", error.message, details
     if isinstance(error, ValidationError):
         api_error = from_validation_error(error)
         return 400, api_error.code, api_error.message, api_error.details

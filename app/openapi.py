@@ -12,7 +12,9 @@ from app.auth import Access, requires
 from app.metrics import gnomon_version
 from app.schemas import (
     IDEMPOTENCY_KEY,
+    MAX_APPLIED,
     UUID_PATTERN,
+    AppliedSchema,
     AuditEventSchema,
     AuditFilterSchema,
     DefinitionPageSchema,
@@ -131,6 +133,31 @@ def operations(max_entries: int) -> dict[str, dict[str, dict[str, Any]]]:
                 "parameters": [{"in": "query", "schema": DefinitionPageSchema}],
                 "responses": responses(
                     ok({"type": "array", "items": ref("RegisteredDefinition")}),
+                    e400=BAD_INPUT,
+                ),
+            }
+        },
+        definitions + "/_apply": {
+            "post": {
+                "summary": "Create or replace several process definitions at once, all or none",
+                "description": "Each item is what PUT /api/process_definitions/{name} takes "
+                f"(at most {MAX_APPLIED} items with distinct names, within MAX_CONTENT_LENGTH "
+                "bytes), and is stored as that PUT stores it: same versions, audit events "
+                "and schedule. Definitions not in the list are left alone. If any item is "
+                "invalid, nothing is stored and the 400 names it (`details.index`, "
+                "`details.process_definition_name`) and its fields (`details.fields`).",
+                "requestBody": {
+                    "required": True,
+                    **json_content(
+                        {
+                            "type": "array",
+                            "items": ref("ProcessDefinition"),
+                            "maxItems": MAX_APPLIED,
+                        }
+                    ),
+                },
+                "responses": responses(
+                    ok({"type": "array", "items": ref("Applied")}, "every item, in order"),
                     e400=BAD_INPUT,
                 ),
             }
@@ -441,6 +468,7 @@ def build_spec(max_callback_entries: int) -> dict[str, Any]:
         ("RegisteredDefinition", RegisteredDefinitionSchema),
         ("Version", VersionSchema),
         ("VersionDetail", VersionDetailSchema),
+        ("Applied", AppliedSchema),
         ("AuditEvent", AuditEventSchema),
     ):
         spec.components.schema(name, schema=schema)

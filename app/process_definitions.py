@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -9,10 +10,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.auth import may_see_secrets
 from app.dumping import dumper
-from app.errors import invalid
+from app.errors import ROOT, invalid
 from app.http import actor, json_body, name_param, no_content
 from app.schemas import (
     IDEMPOTENCY_KEY,
+    MAX_APPLIED,
+    AppliedSchema,
     DefinitionPageSchema,
     DefinitionStateSchema,
     NotificationTestSchema,
@@ -23,7 +26,14 @@ from app.schemas import (
     load_query,
 )
 from app.state import scheduler
-from definitions import dump_definition, mask_notification_secrets, parse_definition, wire_from_json
+from definitions import (
+    DefinitionError,
+    ProcessDefinition,
+    dump_definition,
+    mask_notification_secrets,
+    parse_definition,
+    wire_from_json,
+)
 from scheduler import queries
 from scheduler.views import DefinitionView
 
@@ -36,16 +46,23 @@ STATE = dumper(DefinitionStateSchema())
 TEST_RESULT = NotificationTestSchema()
 VERSIONS = VersionSchema(many=True)
 VERSION = VersionDetailSchema()
+APPLIED = AppliedSchema(many=True)
 
 
 def dump(view: DefinitionView) -> dict[str, object]:
     """The wire form of a registered definition, with its version and scheduling state;
     notification secrets masked unless the caller may change the definition."""
-    if may_see_secrets():
-        wire = wire_from_json(view.body)  # the stored wire JSON: no decode and re-encode
+    if may_see_secrets() or not view.masked.notifications:
+        wire = wire_of(view)
     else:
         wire = dump_definition(mask_notification_secrets(view.definition))
     return {**wire, "paused": view.paused, **STATE(view)}
+
+
+def wire_of(view: DefinitionView) -> dict[str, Any]:
+    """The wire JSON of a definition's body: as stored with its version since schema 9,
+    else parsed and dumped."""
+    return json.loads(view.wire) if view.wire is not None else wire_from_json(view.body)
 
 
 @bp.get("", strict_slashes=False)
@@ -53,13 +70,62 @@ def list_definitions() -> Response:
     """Every registered definition by name, or with `limit` one page (`after` a name)."""
     args = load_query(PAGE_ARGS, request.args)
     views = queries.list_definitions(args.get("limit"), args.get("after"))
-    response = jsonify([dump(view) for view in views])
+    texts = (
+        [listed(view) for view in views]
+        if may_see_secrets()
+        else [compact(dump(view)) for view in views]
+    )
+    response = Response(f"[{','.join(texts)}]\n", mimetype="application/json")
     if "limit" in args and len(views) == args["limit"]:
         after = quote(views[-1].definition.process_definition_name, safe="")
         response.headers["Link"] = (
             f'</api/process_definitions?limit={args["limit"]}&after={after}>; rel="next"'
         )
     return response
+
+
+def listed(view: DefinitionView) -> str:
+    """`dump(view)` as JSON text for a caller who may see secrets: the state spliced into
+    the wire JSON stored with the version (nothing parsed or dumped), else `dump`'s text.
+    Either way the same JSON object; its keys are in another order."""
+    if view.wire is None:
+        return compact(dump(view))
+    state = compact({"paused": view.paused, **STATE(view)})
+    return f"{state[:-1]},{view.wire[1:]}"
+
+
+def compact(value: object) -> str:
+    """JSON text as Flask's `jsonify` writes it (sorted keys, no spaces, ASCII)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@bp.post("/_apply")
+def apply_definitions() -> Response:
+    """Create or replace each definition of a JSON array, as PUT does, all or none: the
+    first invalid one is a 400 naming it, and then nothing is stored."""
+    definitions = parse_definitions(json_body())
+    saved = scheduler().save_definitions(definitions, actor=actor())
+    return jsonify(APPLIED.dump(saved))
+
+
+def parse_definitions(data: object) -> list[ProcessDefinition]:
+    """The definitions of an `_apply` body: a JSON array of at most MAX_APPLIED, with
+    distinct names; DefinitionError naming the first bad one."""
+    if not isinstance(data, list) or len(data) > MAX_APPLIED:
+        problem = f"must be a JSON array of at most {MAX_APPLIED} process definitions"
+        raise invalid({ROOT: [problem]}, f"The body {problem}.")
+    definitions, seen = [], {}
+    for index, item in enumerate(data):
+        name = item.get("process_definition_name") if isinstance(item, dict) else None
+        try:
+            definitions.append(parse_definition(item))
+            if name in seen:
+                problem = f"also the name of definition {seen[name]}: names must differ"
+                raise DefinitionError.at("process_definition_name", problem)
+        except DefinitionError as error:
+            raise error.within(index, name) from None
+        seen[name] = index
+    return definitions
 
 
 @bp.get("/<name>")

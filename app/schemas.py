@@ -287,6 +287,21 @@ class VersionSchema(Schema):
     created_by = fields.String(allow_none=True)
 
 
+MAX_APPLIED = 1000  # definitions in one POST /api/process_definitions/_apply
+
+
+class AppliedSchema(Schema):
+    """One definition of POST /api/process_definitions/_apply, and what the call did to it."""
+
+    process_definition_name = fields.String(required=True, attribute="name")
+    version = fields.Integer(required=True, metadata={"description": "its version now"})
+    outcome = fields.String(
+        required=True,
+        validate=validate.OneOf(["created", "updated", "unchanged"]),
+        metadata={"description": "`updated`: a new version, or only `paused` changed"},
+    )
+
+
 class VersionDetailSchema(VersionSchema):
     """GET .../versions/{n}: the version and its definition (secret values masked)."""
 

@@ -12,7 +12,9 @@ with a tenth of the definitions, in the same run.
    (ratio 1.0: apply time grows linearly with N).
 2. Idle: the server's CPU time (/proc) over `--idle-seconds` with all N scheduled, as a
    percentage of one core, and its resident memory.
-3. `GET /api/process_definitions?limit=100&after=<random name>`: p99 of 200 requests.
+3. `GET /api/process_definitions?limit=100&after=<random name>`: p99 of 200 requests, and
+   the server's CPU time a request; the same for 100 random pages of the console's
+   definitions page (`/definitions?page=N`).
 4. Mass fire (the large size only): `--due` of them re-applied to fire at one coming
    minute; for each run, `created_at - due_at` from the API; p50 and p99. And the server's
    CPU time from half a second before that minute until it is idle again (read from /proc
@@ -46,6 +48,7 @@ from scheduler.engine import Engine, SchedulerSettings
 from scheduler.models import Definition, Run
 
 PAGE = 100
+CONSOLE_PAGE = 50  # definitions a page of the console shows
 
 
 def definition(name: str, minutes: str = "0", hours: str = "3", day: str = "1") -> dict:
@@ -110,18 +113,34 @@ def idle(served: Served, seconds: float) -> tuple[float, float]:
     return 100 * used / (time.monotonic() - started), rss_mib(pid)
 
 
-def page_p99(served: Served, names: list[str], requests_: int = 200) -> float:
-    """p99 in ms of one page of definitions after a random name."""
-    session, rng, times = requests.Session(), random.Random(7), []
-    for _ in range(requests_):
-        after = rng.choice(names)
+def page_p99(served: Served, names: list[str], requests_: int = 200) -> tuple[float, float]:
+    """p99 in ms of one page of definitions after a random name, and the server's CPU
+    time per request in ms."""
+    rng = random.Random(7)
+    params = [{"limit": PAGE, "after": rng.choice(names)} for _ in range(requests_)]
+    return timed_gets(served, "/api/process_definitions", params)
+
+
+def console_p99(served: Served, count: int, requests_: int = 100) -> tuple[float, float]:
+    """p99 in ms of a random page of the console's definitions page, and the server's CPU
+    time per request in ms."""
+    rng = random.Random(11)
+    pages = -(-count // CONSOLE_PAGE)
+    params = [{"page": rng.randrange(pages)} for _ in range(requests_)]
+    return timed_gets(served, "/definitions", params)
+
+
+def timed_gets(served: Served, path: str, params: list[dict[str, Any]]) -> tuple[float, float]:
+    """p99 in ms of a GET of `path` with each of `params`, and the server's CPU ms per GET."""
+    session, times = requests.Session(), []
+    server_cpu = cpu_seconds(served.process.pid)
+    for query in params:
         started = time.perf_counter()
-        response = session.get(
-            f"{served.url}/api/process_definitions", params={"limit": PAGE, "after": after}
-        )
+        response = session.get(f"{served.url}{path}", params=query)
         times.append(1000 * (time.perf_counter() - started))
         response.raise_for_status()
-    return percentile(times, 0.99)
+    used = cpu_seconds(served.process.pid) - server_cpu
+    return percentile(times, 0.99), 1000 * used / len(params)
 
 
 def fire_minute(now: datetime, lead_seconds: float) -> datetime:
@@ -204,7 +223,8 @@ def one_size(count: int, due: int, idle_seconds: float, workdir: Path) -> dict[s
             served, [definition(n) for n in names], workdir, "all"
         )
         found["cpu"], found["rss"] = idle(served, idle_seconds)
-        found["page"] = page_p99(served, names)
+        found["page"], found["page_cpu"] = page_p99(served, names)
+        found["console"], found["console_cpu"] = console_p99(served, count)
         if due:
             due_names = random.Random(3).sample(names, due)
             found["lags"], found["fire_cpu"] = mass_fire(
@@ -235,6 +255,12 @@ def measure(definitions: int = 10_000, due: int = 1000, idle_seconds: float = 30
                baseline=small["rss"], target=250),
         Figure("definitions", f"GET page of {PAGE} p99 at {n}", large["page"], "ms",
                baseline=small["page"], target=100),
+        Figure("definitions", f"GET page of {PAGE}: server CPU a request at {n}",
+               large["page_cpu"], "ms", baseline=small["page_cpu"]),
+        Figure("definitions", f"console definitions page p99 at {n}", large["console"], "ms",
+               baseline=small["console"], target=100),
+        Figure("definitions", f"console definitions page: server CPU a request at {n}",
+               large["console_cpu"], "ms", baseline=small["console_cpu"]),
     ]  # fmt: skip
     if due:
         lags, stubbed = large["lags"], f"{len(large['lags'])} fired, executor stubbed"

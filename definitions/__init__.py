@@ -36,7 +36,7 @@ from .model import (
 )
 from .notify import action_for, history_needed, mask_notification_secrets, should_notify
 from .schedule import continuous_next, missed_fire_times, next_fire_time, retry_delay
-from .secrets import SECRET_MASK, map_secret_values, mask_secret_values
+from .secrets import SECRET_MASK, has_secret_values, map_secret_values, mask_secret_values
 
 __all__ = [
     "SECRET_MASK",
@@ -66,6 +66,7 @@ __all__ = [
     "definition_to_json",
     "downstream",
     "dump_definition",
+    "has_secret_values",
     "history_needed",
     "map_secret_values",
     "mask_notification_secrets",

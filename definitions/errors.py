@@ -10,10 +10,22 @@ ROOT = "_schema"  # the flat path of an error about the whole body
 class DefinitionError(Exception):
     """A process definition (or part of one) is invalid."""
 
-    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        item: tuple[int, str | None] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields if fields is not None else {}
+        self.item = item  # (index, name) of the definition in a list of them, if in one
+
+    def within(self, index: int, name: object) -> "DefinitionError":
+        """This error about item `index` (named `name`, if a string) of a list of definitions."""
+        named = name if isinstance(name, str) else None
+        where = f"Definition {named!r}" if named is not None else f"Definition at index {index}"
+        return DefinitionError(f"{where}: {self.message}", self.fields, (index, named))
 
     @classmethod
     def at(cls, path: str, problem: str) -> "DefinitionError":

@@ -34,12 +34,17 @@ def map_secret_values(
     return replace(definition, task_definitions=tuple(tasks))
 
 
-def mask_secret_values(definition: ProcessDefinition) -> ProcessDefinition:
-    """`definition` with every secret value shown as SECRET_MASK."""
-    if not any(
+def has_secret_values(definition: ProcessDefinition) -> bool:
+    """Whether any environment variable of `definition` is secret."""
+    return any(
         var.secret
         for task in definition.task_definitions
         for var in task.executable.environment_variables
-    ):
+    )
+
+
+def mask_secret_values(definition: ProcessDefinition) -> ProcessDefinition:
+    """`definition` with every secret value shown as SECRET_MASK."""
+    if not has_secret_values(definition):
         return definition
     return map_secret_values(definition, lambda _path, _task, _var: SECRET_MASK)

@@ -1,9 +1,8 @@
-"""Writing many rows at once through the driver, skipping peewee's per-value SQL building.
+"""Inserting many rows at once through the driver, skipping peewee's per-value SQL building.
 
 peewee writes an INSERT of 1,000 rows by visiting every value (~0.2 s for a batch of
 log entries); the drivers take the rows as they are: `executemany` on SQLite, and
-`execute_values` / `execute_batch` on PostgreSQL (its `executemany` is one round trip a
-row).
+`execute_values` on PostgreSQL (its `executemany` is one round trip a row).
 """
 
 from __future__ import annotations
@@ -40,40 +39,32 @@ def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> N
     _insert(fields, rows, " ON CONFLICT DO NOTHING")
 
 
-def insert_all(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert `rows` as `insert_ignoring` does, but a row that breaks a unique key raises
-    IntegrityError (and the caller's transaction rolls back)."""
+def insert_rows(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert `rows` as `insert_ignoring` does, but a stored primary key is an IntegrityError."""
     _insert(fields, rows, "")
 
 
-def update_by_key(key: Field, field: Field, rows: Iterable[tuple[Any, Any]]) -> None:
-    """Set `field` of each row whose `key` is given: `rows` are (key value, new value)."""
-    values = [(field.db_value(value), key.db_value(key_value)) for key_value, value in rows]
+def update_rows(fields: Sequence[Field], key: Field, rows: Iterable[Sequence[Any]]) -> None:
+    """Set `fields` of the rows whose `key` is each row's last value (the others are in the
+    order of `fields`), one statement run for every row."""
+    values = _db_values([*fields, key], rows)
     if not values:
         return
-    database = db.obj
-    mark = database.param
-    sql = (
-        f'UPDATE "{key.model._meta.table_name}" SET "{field.column_name}" = {mark}'
-        f' WHERE "{key.column_name}" = {mark}'
-    )
+    table = key.model._meta.table_name
+    mark = "?" if isinstance(db.obj, SqliteDatabase) else "%s"
+    columns = ", ".join(f'"{field.column_name}" = {mark}' for field in fields)
+    sql = f'UPDATE "{table}" SET {columns} WHERE "{key.column_name}" = {mark}'
     with peewee.__exception_wrapper__:
-        cursor = database.cursor()
-        if isinstance(database, SqliteDatabase):
+        cursor = db.obj.cursor()
+        if isinstance(db.obj, SqliteDatabase):
             cursor.executemany(sql, values)
         else:
             execute_batch(cursor, sql, values, page_size=PAGE_ROWS)
 
 
-def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], on_conflict: str) -> None:
-    """Insert `rows` of `fields` with the statement's `on_conflict` clause."""
-    convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
-    values = []
-    for row in rows:
-        value = list(row)
-        for i, db_value in convert:
-            value[i] = db_value(value[i])
-        values.append(value)
+def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], conflict: str) -> None:
+    """Insert `rows` through the driver, `conflict` ending the statement."""
+    values = _db_values(fields, rows)
     if not values:
         return
     table = fields[0].model._meta.table_name
@@ -84,11 +75,23 @@ def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], on_conflict:
         cursor = database.cursor()
         if isinstance(database, SqliteDatabase):
             marks = ", ".join("?" * len(fields))
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}){on_conflict}'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks}){conflict}'
             cursor.executemany(sql, values)
         else:
-            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s{on_conflict}'
+            sql = f'INSERT INTO "{table}" ({columns}) VALUES %s{conflict}'
             execute_values(cursor, sql, values, page_size=PAGE_ROWS)
+
+
+def _db_values(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """`rows` with each value through its field's db_value (text fields' strings as they are)."""
+    convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
+    values = []
+    for row in rows:
+        value = list(row)
+        for i, db_value in convert:
+            value[i] = db_value(value[i])
+        values.append(value)
+    return values
 
 
 def _is_text(field: Field) -> bool:

@@ -88,12 +88,19 @@ def _add_task_node(database: Database) -> None:
     run_operations(migrator.add_column("task", "node", CharField(null=True, max_length=255)))
 
 
+def _definition_wire(database: Database) -> None:
+    """9: `definition.wire`, what GET shows of the current version (null for older rows)."""
+    migrator = SchemaMigrator.from_database(database)
+    run_operations(migrator.add_column("definition", "wire", TextField(null=True)))
+
+
 MIGRATIONS: dict[int, Migration] = {
     2: _instance_leases,
     3: _notification_outbox,
     5: _run_parameters_and_trigger_keys,
     6: _add_task_node,
     8: _run_created_at,
+    9: _definition_wire,
 }
 
 

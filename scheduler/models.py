@@ -61,6 +61,9 @@ class Definition(BaseModel):
     updated_at = UTCDateTimeField()
     updated_by = CharField(null=True, max_length=255)
     schedule_error = TextField(null=True)  # why its last scheduled fire failed, until one works
+    # What GET shows of `body` (secret values masked, no `paused` or state), as JSON written
+    # with the version, so that listings need no dump; null if last written before schema 9.
+    wire = TextField(null=True)
 
 
 class DefinitionVersion(BaseModel):

@@ -121,13 +121,24 @@ def run_page(
     return RunPage(tuple(run_view(row, (), ()) for row in rows[:limit]), len(rows) > limit)
 
 
-def definition_summaries() -> list[DefinitionSummary]:
-    """Every definition by name, each with its last RECENT_RUNS runs (one query for all)."""
-    rows = list(Definition.select().order_by(Definition.name))
+@dataclass(frozen=True)
+class DefinitionPage:
+    """One page of definitions by name, and whether another page follows."""
+
+    summaries: tuple[DefinitionSummary, ...]
+    has_more: bool
+
+
+def definition_page(offset: int, limit: int) -> DefinitionPage:
+    """`limit` definitions by name after skipping `offset`, each with its last RECENT_RUNS
+    runs (one query for all)."""
+    found = list(Definition.select().order_by(Definition.name).offset(offset).limit(limit + 1))
+    rows = found[:limit]
     recent: dict[str, list[RecentRun]] = defaultdict(list)
     for name, run in _recent_of_each([row.name for row in rows], RECENT_RUNS):
         recent[name].append(run)
-    return [DefinitionSummary(definition_view(row), tuple(recent[row.name])) for row in rows]
+    summaries = (DefinitionSummary(definition_view(row), tuple(recent[row.name])) for row in rows)
+    return DefinitionPage(tuple(summaries), len(found) > limit)
 
 
 def _recent_of_each(names: Sequence[str], limit: int) -> list[tuple[str, RecentRun]]:

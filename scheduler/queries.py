@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import replace
 
 from peewee import Function, ModelSelect, Tuple, fn
 
-from definitions import definition_from_json, definition_to_json, mask_secret_values
+from definitions import definition_from_json, mask_secret_values
 from definitions.run_inputs import output_name
 from scheduler.errors import NotFound
 from scheduler.models import (
@@ -40,10 +39,8 @@ from scheduler.views import (
 
 def definition_view(row: Definition) -> DefinitionView:
     """The view of a stored definition, its `paused` flag taken from the row."""
-    stored = definition_from_json(row.body)
-    definition = mask_secret_values(stored)
     return DefinitionView(
-        definition=replace(definition, paused=row.paused),
+        stored=row.body,
         version=row.version,
         paused=row.paused,
         next_fire_at=None if row.paused else row.next_fire_at,
@@ -51,7 +48,7 @@ def definition_view(row: Definition) -> DefinitionView:
         updated_at=row.updated_at,
         updated_by=row.updated_by,
         schedule_error=row.schedule_error,
-        body=row.body if definition is stored else definition_to_json(definition),
+        wire=row.wire,
     )
 
 

@@ -20,7 +20,7 @@ from peewee import IntegrityError, Model
 from definitions import DefinitionError, ProcessDefinition, continuous_next, definition_from_json
 from definitions.run_inputs import resolve_parameters
 from executor import Ending, Outcome
-from scheduler.bulk import insert_all, update_by_key
+from scheduler.bulk import insert_rows, update_rows
 from scheduler.errors import Conflict, NotFound
 from scheduler.models import Definition, Run, Task, TaskReport
 from scheduler.notify import outbox
@@ -160,7 +160,7 @@ class _FireBatch:
     def __init__(self, now: datetime, active: Mapping[str, list[RunStatus]]) -> None:
         self.now = now
         self.active = active
-        self.claims: list[tuple[str, datetime | None]] = []
+        self.claims: list[tuple[datetime | None, str]] = []  # (next fire time, name)
         self.runs: list[dict[str, object]] = []
         self.attempts: list[dict[str, object]] = []
 
@@ -177,7 +177,7 @@ class _FireBatch:
         first = plan_run(definition, None, [])
         if Overlap.TERMINATE in decisions or first.outcome is not None:
             return None
-        self.claims.append((row.name, fire.next_fire_at))
+        self.claims.append((fire.next_fire_at, row.name))
         changes = Changes()
         for when, decision in zip(fire.fire_times, decisions, strict=True):
             if decision is Overlap.SKIP:
@@ -197,7 +197,7 @@ class _FireBatch:
 
     def write(self) -> None:
         """Write the batch: advance the claimed rows, insert the runs and their attempts."""
-        update_by_key(Definition.name, Definition.next_fire_at, self.claims)
+        update_rows([Definition.next_fire_at], Definition.name, self.claims)
         _insert_values(Run, self.runs)
         _insert_values(Task, self.attempts)
 
@@ -207,7 +207,7 @@ def _insert_values(model: type[Model], rows: Sequence[Mapping[str, object]]) -> 
     same order in each row, as `_run_values` and `_attempt_values` make them)."""
     if rows:
         fields = [model._meta.fields[name] for name in rows[0]]
-        insert_all(fields, (list(row.values()) for row in rows))
+        insert_rows(fields, (list(row.values()) for row in rows))
 
 
 def _active_runs(names: Sequence[str]) -> dict[str, list[RunStatus]]:

@@ -158,6 +158,22 @@ class Scheduler:
         self.engine.wake()
         return view, created
 
+    def save_definitions(
+        self, definitions: Sequence[ProcessDefinition], *, actor: str
+    ) -> list[catalog.Saved]:
+        """Create or update each of `definitions` (distinct names) as `save_definition` does,
+        all or none; a DefinitionError names the definition."""
+        for index, definition in enumerate(definitions):
+            try:
+                check_mounts(definition, self.engine.settings.allowed_bind_paths)
+            except DefinitionError as error:
+                raise error.within(index, definition.process_definition_name) from None
+        saved = catalog.save_all(
+            definitions, actor=actor, now=self.clock(), secrets=self.engine.secrets
+        )
+        self.engine.wake()
+        return saved
+
     def delete_definition(self, name: str, *, actor: str) -> None:
         """Delete a definition; its runs stay readable."""
         catalog.delete(name, actor=actor, now=self.clock())

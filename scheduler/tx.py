@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
@@ -46,15 +46,12 @@ def lock_definition(name: str) -> Definition | None:
     return _held(Definition.select().where(Definition.name == name))
 
 
-def lock_definitions(names: Sequence[str]) -> dict[str, Definition]:
-    """Read definition rows by name, holding their locks until the transaction ends.
-
-    The locks are taken in name order, so two passes locking overlapping sets of rows
-    wait for each other instead of deadlocking.
-    """
-    query = Definition.select().where(Definition.name.in_(list(names))).order_by(Definition.name)
+def lock_definitions(names: Collection[str]) -> dict[str, Definition]:
+    """The stored rows of `names` by name, each held as `lock_definition` holds one (taken
+    in name order, so that two writers of overlapping sets cannot deadlock)."""
+    query = Definition.select().where(Definition.name.in_(sorted(names)))
     if not isinstance(db.obj, SqliteDatabase):
-        query = query.for_update()
+        query = query.order_by(Definition.name).for_update()
     return {row.name: row for row in query}
 
 

@@ -2,27 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import NamedTuple
 
-from definitions import ProcessDefinition
+from definitions import (
+    ProcessDefinition,
+    definition_from_json,
+    definition_to_json,
+    mask_secret_values,
+)
 from definitions.run_inputs import output_name
 
 
 @dataclass(frozen=True)
 class DefinitionView:
-    """A registered definition with its scheduling state."""
+    """A registered definition with its scheduling state. Its definition is parsed from the
+    stored JSON when first asked for: a listing dumps the stored `wire` instead."""
 
-    definition: ProcessDefinition
+    stored: str  # the stored body: canonical wire JSON, secret values sealed, no `paused`
     version: int
     paused: bool
     next_fire_at: datetime | None  # None while paused or without a schedule
     created_at: datetime
     updated_at: datetime
     updated_by: str | None
-    body: str  # the stored canonical wire JSON (without `paused`), for fast dumping
     schedule_error: str | None = None  # why its last scheduled fire failed, if it did
+    wire: str | None = None  # what GET shows of `stored`, as stored with it (None: not stored)
+
+    @cached_property
+    def masked(self) -> ProcessDefinition:
+        """The stored definition with its secret values masked (`paused` as stored: None)."""
+        return mask_secret_values(definition_from_json(self.stored))
+
+    @cached_property
+    def definition(self) -> ProcessDefinition:
+        """The definition, secret values masked, with its `paused` flag."""
+        return replace(self.masked, paused=self.paused)
+
+    @cached_property
+    def body(self) -> str:
+        """The canonical wire JSON of `masked` (without `paused`), for dumping."""
+        unmasked = self.masked is definition_from_json(self.stored)
+        return self.stored if unmasked else definition_to_json(self.masked)
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,11 @@ def runs_page_url(page: int) -> str:
 
 @bp.get("/definitions")
 def definitions() -> str:
-    """Every definition with its schedule, next and last runs, and recent history."""
-    return render("definitions.html", summaries=overview.definition_summaries())
+    """Definitions by name, a page at a time, each with its schedule, next and last runs,
+    and recent history."""
+    page = max(0, request.args.get("page", 0, type=int) or 0)
+    found = overview.definition_page(page * PAGE_SIZE, PAGE_SIZE)
+    return render("definitions.html", found=found, page=page)
 
 
 @bp.get("/definitions/<name>")

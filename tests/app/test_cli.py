@@ -126,6 +126,22 @@ def test_apply_creates_then_reports_unchanged(
     ]
 
 
+def test_apply_sends_batches_each_stored_whole(
+    gnomon: click.Group, service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_client, "APPLY_BATCH", 2)
+    names = [f"job-{i}" for i in range(5)]
+    folder = write_jobs(tmp_path / "jobs", *(job(name) for name in names))
+    result = invoke(gnomon, service.url, "apply", "-f", str(folder))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        *(f"created   {name}" for name in names),
+        "5 created, 0 changed, 0 unchanged, 0 deleted",
+    ]
+    assert names_on(service) == names
+    assert [len(batch) for batch in cli_client.batches([job(n) for n in names])] == [2, 2, 1]
+
+
 def test_apply_shows_a_diff_and_updates_the_service(
     gnomon: click.Group, service: Service, tmp_path: Path
 ) -> None:
@@ -318,6 +334,22 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stub, str]]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+def test_apply_to_a_service_without_apply_sends_puts(
+    gnomon: click.Group, stub: tuple[Stub, str], tmp_path: Path
+) -> None:
+    script, url = stub
+    script.on("GET", "/api/process_definitions", [])
+    script.on("POST", "/api/process_definitions/_apply", {"message": "no"}, status=405)
+    script.on("PUT", "/api/process_definitions/nightly", job("nightly"), status=201)
+    result = invoke(gnomon, url, "apply", "-f", str(write_jobs(tmp_path / "j", job("nightly"))))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "created   nightly"
+    assert [r[:2] for r in script.requests][-2:] == [
+        ("POST", "/api/process_definitions/_apply"),
+        ("PUT", "/api/process_definitions/nightly"),
+    ]
 
 
 def process(status: str, *tasks: dict[str, Any]) -> dict[str, Any]:

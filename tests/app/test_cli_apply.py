@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import string
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.cli_client import Change, Failure, load_definitions, normalize, plan_change, summary
+from app.cli_client import (
+    Change,
+    Failure,
+    as_yaml,
+    load_definitions,
+    normalize,
+    plan_change,
+    summary,
+    yaml_pair,
+)
 
 
 def definition(name: str = "nightly", **overrides: Any) -> dict[str, Any]:
@@ -166,3 +177,26 @@ def test_the_summary_counts_every_action() -> None:
     ]
     assert summary(changes, dry_run=False) == "1 created, 0 changed, 1 unchanged, 1 deleted"
     assert summary([], dry_run=True).endswith("(dry run: nothing was sent)")
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    """A random JSON-like value: odd strings (quotes, line breaks, astral characters,
+    YAML keywords), numbers, nulls, and nested lists and maps."""
+    odd = ["", "yes", "null", "- x", "a: b", "...", "---", "x\n", " ", "#", "😀 ✓ é\u2028"]
+    pick = rng.random()
+    if depth > 2 or pick < 0.5:
+        choices = [*odd, "".join(rng.choice(string.printable) for _ in range(rng.randint(0, 120))),
+                   rng.randint(-5, 10**6), True, None, 1.5, {}, []]  # fmt: skip
+        return rng.choice(choices)
+    if pick < 0.75:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {f"k{rng.randint(0, 9)}": random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def test_the_yaml_of_a_diff_is_dumped_once_per_shared_value_yet_the_same() -> None:
+    rng = random.Random(4)
+    for _ in range(300):
+        before = {f"key{i}": random_value(rng) for i in range(rng.randint(0, 6))}
+        after = {k: v if rng.random() < 0.6 else random_value(rng) for k, v in before.items()}
+        after.update({f"new{i}": random_value(rng) for i in range(rng.randint(0, 2))})
+        assert yaml_pair(before, after) == (as_yaml(before), as_yaml(after))

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.auth import Scope, entry
+from app.console.pages import PAGE_SIZE
 from executor.fake import Script
 from scheduler.models import Definition as DefinitionRow
 from scheduler.models import Task
@@ -95,6 +96,22 @@ def test_runs_page_lists_filters_and_pages_runs(
     assert "No runs" in beyond and 'rel="prev"' in beyond
     live = client.get("/?status=failed&partial=1").get_data(as_text=True)
     assert "<html" not in live and failed[:8] in live
+
+
+def test_definitions_page_is_paged_by_name(
+    client: FlaskClient, make_definition: Callable[..., Definition]
+) -> None:
+    names = [f"job-{i:03d}" for i in range(PAGE_SIZE + 1)]
+    applied = client.post(
+        "/api/process_definitions/_apply", json=[make_definition(n) for n in names]
+    )
+    assert applied.status_code == 200, applied.get_json()
+    first = client.get("/definitions").get_data(as_text=True)
+    assert re.findall(r'data-name="([^"]+)"', first) == names[:PAGE_SIZE]
+    assert 'href="/definitions?page=1" rel="next"' in first
+    last = client.get("/definitions?page=1").get_data(as_text=True)
+    assert re.findall(r'data-name="([^"]+)"', last) == names[PAGE_SIZE:]
+    assert 'href="/definitions" rel="prev"' in last and 'rel="next"' not in last
 
 
 def test_definitions_page_shows_schedule_in_words_history_and_failing_definitions(

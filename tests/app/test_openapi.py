@@ -23,6 +23,7 @@ CONTRACT = {
     ("get", "/api/process_definitions"),
     ("get", "/api/process_definitions/{name}"),
     ("put", "/api/process_definitions/{name}"),
+    ("post", "/api/process_definitions/_apply"),
     ("delete", "/api/process_definitions/{name}"),
     ("post", "/api/process_definitions/{name}/trigger"),
     ("post", "/api/process_definitions/{name}/pause"),
@@ -51,7 +52,10 @@ METHODS = {"get", "put", "post", "delete"}
 # A PUT body is valid only if its name equals the URL's and its task graph holds together
 # (dependencies name existing tasks, no cycles, no duplicate names): rules across fields
 # that OpenAPI cannot state, so valid-looking generated bodies are rightly refused with 400.
-CROSS_FIELD_RULES = {("put", "/api/process_definitions/{name}")}
+CROSS_FIELD_RULES = {
+    ("put", "/api/process_definitions/{name}"),
+    ("post", "/api/process_definitions/_apply"),  # and names must differ across items
+}
 
 # Operations whose input is at most an unconstrained name: no request to them can be invalid.
 NOTHING_TO_NEGATE = {
@@ -172,6 +176,7 @@ def test_real_responses_conform(
     app: Flask,
     client: FlaskClient,
     put_definition: Callable[..., Definition],
+    make_definition: Callable[..., Definition],
     trigger: Callable[..., str],
     drive: Callable[[], None],
 ) -> None:
@@ -190,6 +195,9 @@ def test_real_responses_conform(
     cases = [
         schema["/api/process_definitions"]["GET"].Case(),
         schema["/api/process_definitions/{name}"]["GET"].Case(path_parameters={"name": "nightly"}),
+        schema["/api/process_definitions/_apply"]["POST"].Case(
+            body=[make_definition("nightly"), make_definition("weekly")]
+        ),
         schema["/api/processes"]["GET"].Case(),
         schema["/api/processes/{process_id}"]["GET"].Case(
             path_parameters={"process_id": process_id}

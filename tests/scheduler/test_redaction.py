@@ -67,6 +67,6 @@ def test_secret_values_are_not_logged(
     with db.obj.connection_context():
         tokens = [task_token(server_secret(), t["task_id"]) for t in run["task"]]
     texts = [logged_text(record) for record in caplog.records]
-    assert any('INSERT INTO "definition"' in text for text in texts)  # DEBUG was on
+    assert any('INSERT INTO "run"' in text for text in texts)  # DEBUG was on
     for secret in [PASSWORD, API_KEY, *tokens]:
         assert not [text for text in texts if secret in text], secret

@@ -12,6 +12,7 @@ from scheduler.models import SchemaVersion
 
 # What each migration added, newest first: (tables, (table, column) pairs, indexes).
 ADDED_BY: dict[int, tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = {
+    9: ((), (("definition", "wire"),), ()),
     8: ((), (("run", "created_at"),), ()),
     6: ((), (("task", "node"),), ()),
     5: (("trigger_key",), (("run", "parameters"),), ()),
