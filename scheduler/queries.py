@@ -15,6 +15,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     ModelSelect,
+    SqliteDatabase,
     TextField,
     Tuple,
     fn,
@@ -392,26 +393,51 @@ def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
     """(task, id, when, source, message) of each attempt's newest log entries, oldest first:
     at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt.
 
-    One statement whose cost follows the entries shown, not the attempts' logs: the index
-    on (task, when, seq) gives each attempt's EMBEDDED_LOG_ENTRIES-th newest entry (its
-    `cut_id`, none when it has fewer), then the entries from there on (all of them when
-    there is no cut), and only those are ranked and measured.
+    One statement whose cost follows the entries shown, not the length of the attempts'
+    logs: the index on (task, when, seq) gives each attempt's newest entries, and only
+    those are measured. PostgreSQL reads them with a LATERAL join; SQLite, which has none,
+    takes each attempt's EMBEDDED_LOG_ENTRIES-th newest entry (its `cut_id`, none when
+    it has fewer) and then the entries from there on (all of them when there is no cut).
     """
     if not ids:
         return []
     marks = ", ".join(["%s"] * len(ids))
-    sql = NEWEST_LOG_ENTRIES.format(ids=marks).replace("%s", db.param)
+    if isinstance(db.obj, SqliteDatabase):
+        newest, count = NEWEST_ON_SQLITE, EMBEDDED_LOG_ENTRIES - 1  # an offset
+    else:
+        newest, count = NEWEST_ON_POSTGRESQL, EMBEDDED_LOG_ENTRIES  # a limit
+    sql = NEWEST_LOG_ENTRIES.format(newest=newest).format(ids=marks).replace("%s", db.param)
     when = LogEntry.when.python_value
     return [
         (task_id, entry_id, when(at), source, message)
         for task_id, entry_id, at, source, message in db.execute_sql(
-            sql, [EMBEDDED_LOG_ENTRIES - 1, *ids, EMBEDDED_LOG_CHARS]
+            sql, [count, *ids, EMBEDDED_LOG_CHARS]
         ).fetchall()
     ]
 
 
 NEWEST_LOG_ENTRIES = """
-WITH a AS MATERIALIZED (
+WITH {newest}
+SELECT task_id, id, "when", source, message FROM (
+    SELECT task_id, id, "when", seq, source, message,
+        SUM(LENGTH(message)) OVER (
+            PARTITION BY task_id ORDER BY "when" DESC, seq DESC, id DESC
+        ) AS chars
+    FROM newest
+) AS sized
+WHERE chars <= %s
+ORDER BY task_id, "when", seq, id
+"""
+NEWEST_ON_POSTGRESQL = """newest AS (
+    SELECT t.id AS task_id, e.id, e."when", e.seq, e.source, e.message
+    FROM task AS t CROSS JOIN LATERAL (
+        SELECT x.id, x."when", x.seq, x.source, x.message
+        FROM log_entry AS x WHERE x.task_id = t.id
+        ORDER BY x."when" DESC, x.seq DESC, x.id DESC LIMIT %s
+    ) AS e
+    WHERE t.id IN ({ids})
+)"""
+NEWEST_ON_SQLITE = """a AS MATERIALIZED (
     SELECT t.id AS task_id, (
         SELECT x.id FROM log_entry AS x WHERE x.task_id = t.id
         ORDER BY x."when" DESC, x.seq DESC, x.id DESC LIMIT 1 OFFSET %s
@@ -426,17 +452,7 @@ WITH a AS MATERIALIZED (
     FROM a JOIN log_entry AS c ON c.id = a.cut_id
     JOIN log_entry AS e ON e.task_id = a.task_id AND e."when" >= c."when"
     WHERE (e."when", e.seq, e.id) >= (c."when", c.seq, c.id)
-)
-SELECT task_id, id, "when", source, message FROM (
-    SELECT task_id, id, "when", seq, source, message,
-        SUM(LENGTH(message)) OVER (
-            PARTITION BY task_id ORDER BY "when" DESC, seq DESC, id DESC
-        ) AS chars
-    FROM newest
-) AS sized
-WHERE chars <= %s
-ORDER BY task_id, "when", seq, id
-"""
+)"""
 
 
 def log_entries_page(task_id: str, after: str | None, limit: int) -> list[LogEntryView]:
