@@ -33,9 +33,9 @@ class UTCDateTimeField(DateTimeField):
         return super().db_value(value)
 
     def python_value(self, value: object) -> datetime | None:
-        if isinstance(value, str):  # SQLite stores ISO text
+        if isinstance(value, str):  # SQLite stores ISO text, of naive UTC times
             try:  # far faster than peewee's strptime over several formats, kept as the fallback
-                value = datetime.fromisoformat(value)
+                return datetime.fromisoformat(value + "+00:00")
             except ValueError:
                 value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Collection, Iterable, Sequence
 
-from peewee import Function, ModelSelect, Tuple, fn
+from peewee import (
+    SQL,
+    CharField,
+    Expression,
+    Field,
+    ForeignKeyField,
+    IntegerField,
+    ModelSelect,
+    SqliteDatabase,
+    TextField,
+    Tuple,
+    fn,
+)
 
 from definitions import definition_from_json, mask_secret_values
 from definitions.run_inputs import output_name
@@ -20,6 +32,7 @@ from scheduler.models import (
     MetadataEntry,
     Run,
     Task,
+    db,
 )
 from scheduler.states import RunStatus, wire_run_statuses
 from scheduler.views import (
@@ -72,6 +85,7 @@ RUN_VIEW_FIELDS = (
     Run.scheduled_for,
     Run.created_at,
 )
+RunRow = namedtuple("RunRow", [field.name for field in RUN_VIEW_FIELDS])  # a row of them
 
 # What an attempt's view shows (not its container id or backoff time), in TaskView's order.
 TASK_VIEW_FIELDS = (
@@ -163,10 +177,10 @@ def list_audit(f: AuditFilter) -> list[AuditView]:
 
 def get_run(run_id: str) -> RunView:
     """The run `run_id` with all its attempts."""
-    run = Run.select(*RUN_VIEW_FIELDS).where(Run.id == run_id).get_or_none()
-    if run is None:
+    runs = _rows(Run.select(*RUN_VIEW_FIELDS).where(Run.id == run_id))
+    if not runs:
         raise NotFound("process", run_id)
-    return _run_views([run])[0]
+    return _run_views(runs)[0]
 
 
 def list_runs(f: RunFilter) -> list[RunView]:
@@ -179,15 +193,15 @@ def list_runs(f: RunFilter) -> list[RunView]:
     query = _within(query, Run.started_at, f.start_time, f.end_time)
     if f.limit is not None:
         query = query.limit(f.limit)
-    return _run_views(list(query))
+    return _run_views(_rows(query))
 
 
 def get_task(task_id: str) -> TaskView:
     """The attempt `task_id` with its entries."""
-    rows = list(Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id).tuples())
-    if not rows:
+    views = _task_views(Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id))
+    if not views:
         raise NotFound("task", task_id)
-    return _task_views(rows)[0]
+    return views[0]
 
 
 def list_tasks(f: TaskFilter) -> list[TaskView]:
@@ -202,7 +216,7 @@ def list_tasks(f: TaskFilter) -> list[TaskView]:
     query = _within(query, Task.created_at, f.start_time, f.end_time)
     if f.limit is not None:
         query = query.limit(f.limit)
-    return _task_views(list(query.tuples()))
+    return _task_views(query)
 
 
 def latest_outputs(run_id: str, task_names: Collection[str]) -> dict[str, dict[str, str]]:
@@ -235,6 +249,37 @@ def _same_attempt(newest: ModelSelect) -> object:
     return (Task.task_name == newest.c.task_name) & (Task.attempt == newest.c.attempt)
 
 
+def _rows(query: ModelSelect) -> list[tuple]:
+    """`query.tuples()`, fetched at once, with only the values that need it converted:
+    peewee's iterator calls a field's python_value on every value of every row, but the
+    drivers give strings and integers as they are."""
+    sql, params = query.sql()
+    convert = [
+        (i, column.python_value)
+        for i, column in enumerate(query.selected_columns)
+        if isinstance(column, Field) and not isinstance(column, AS_STORED)
+    ]
+    rows = db.execute_sql(sql, params).fetchall()
+    if not convert:
+        return rows
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, python_value in convert:
+            values[i] = python_value(values[i])
+        converted.append(tuple(values))
+    return converted
+
+
+AS_STORED = (CharField, TextField, IntegerField, ForeignKeyField)  # read as the driver gives
+
+
+def _in(field: Field, values: Sequence[object]) -> Expression:
+    """`field IN (values)`, its placeholders written at once: peewee would visit the values
+    one by one, ~20 µs each, and a page of runs asks about hundreds of ids."""
+    return field.in_(SQL(f"({', '.join([db.param] * len(values))})", list(values)))
+
+
 def _within(query: ModelSelect, field: object, start: object, end: object) -> ModelSelect:
     """Restrict `query` to rows whose `field` lies in [start, end]."""
     if start is not None:
@@ -244,42 +289,53 @@ def _within(query: ModelSelect, field: object, start: object, end: object) -> Mo
     return query
 
 
-def _run_views(runs: Sequence[Run]) -> list[RunView]:
-    """Views of `runs` with their attempts and notifications, in five queries whatever
-    their number."""
-    attempts = (
-        Task.select(*TASK_VIEW_FIELDS)
-        .where(Task.run.in_([r.id for r in runs]))
-        .order_by(Task.created_at, Task.attempt)
-        .tuples()
-    )
+def _run_views(rows: Sequence[tuple]) -> list[RunView]:
+    """Views of runs, given as rows of RUN_VIEW_FIELDS, with their attempts and
+    notifications, in five queries whatever their number."""
+    runs = [RunRow(*row) for row in rows]
+    ids = [run.id for run in runs]
+    attempts = Task.select(*TASK_VIEW_FIELDS).where(_in(Task.run, ids))
     by_run: dict[str, list[TaskView]] = defaultdict(list)
-    for view in _task_views(list(attempts) if runs else []):
+    for view in _task_views(attempts.order_by(Task.created_at, Task.attempt)) if ids else []:
         by_run[view.process_id].append(view)
-    deliveries = delivery_views([r.id for r in runs]) if runs else {}
+    deliveries = delivery_views(ids) if ids else {}
     return [run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
 
 
 def delivery_views(run_ids: list[str]) -> dict[str, list[DeliveryView]]:
     """The notifications of runs `run_ids`, by run, oldest first."""
-    rows = (
-        Delivery.select()
-        .where(Delivery.run.in_(run_ids))
+    query = (
+        Delivery.select(*DELIVERY_VIEW_FIELDS)
+        .where(_in(Delivery.run, run_ids))
         .order_by(Delivery.created_at, Delivery.position)
     )
     by_run: dict[str, list[DeliveryView]] = defaultdict(list)
-    for d in rows:
-        by_run[d.run_id].append(
-            DeliveryView(
-                id=d.id, kind=d.kind, target=d.target, action=d.action, state=d.state,
-                attempts=d.attempts, last_error=d.last_error, created_at=d.created_at,
-                next_attempt_at=d.due_at if d.state == "pending" else None, sent_at=d.sent_at,
-            )
-        )  # fmt: skip
+    for run_id, *fields, due_at, sent_at in _rows(query):
+        pending = fields[4] == "pending"
+        by_run[run_id].append(DeliveryView(*fields, due_at if pending else None, sent_at))
     return by_run
 
 
-def run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryView]) -> RunView:
+# What a notification's view shows, in DeliveryView's order (its next try: `due_at` while
+# pending), after the run it belongs to.
+DELIVERY_VIEW_FIELDS = (
+    Delivery.run,
+    Delivery.id,
+    Delivery.kind,
+    Delivery.target,
+    Delivery.action,
+    Delivery.state,
+    Delivery.attempts,
+    Delivery.last_error,
+    Delivery.created_at,
+    Delivery.due_at,
+    Delivery.sent_at,
+)
+
+
+def run_view(
+    run: Run | RunRow, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryView]
+) -> RunView:
     """The view of one run."""
     return RunView(
         id=run.id,
@@ -298,43 +354,35 @@ def run_view(run: Run, tasks: Iterable[TaskView], deliveries: Iterable[DeliveryV
     )
 
 
-def _task_views(tasks: Sequence[tuple]) -> list[TaskView]:
-    """Views of attempts, given as rows of TASK_VIEW_FIELDS, with their entries (the log's
-    newest only: see EMBEDDED_LOG_ENTRIES)."""
+def _task_views(query: ModelSelect) -> list[TaskView]:
+    """Views of the attempts `query` selects (TASK_VIEW_FIELDS) with their entries (the
+    log's newest only: see EMBEDDED_LOG_ENTRIES) and their number of log entries."""
+    counted = LogEntry.alias("counted")
+    count = counted.select(fn.COUNT(SQL("*"))).where(counted.task == Task.id)
+    tasks = _rows(query.select_extend(count))
     ids = [t[0] for t in tasks]
     logs: dict[str, list[LogEntryView]] = defaultdict(list)
-    counts: dict[str, int] = {}
     metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
     if ids:
         for task_id, *entry in _newest_log_entries(ids):
             logs[task_id].append(LogEntryView(*entry))
-        counts = dict(
-            LogEntry.select(LogEntry.task, fn.COUNT(LogEntry.id))
-            .where(LogEntry.task.in_(ids))
-            .group_by(LogEntry.task)
-            .tuples()
-        )
-        for task_id, *entry in (
-            MetadataEntry.select(
-                MetadataEntry.task,
-                MetadataEntry.id,
-                MetadataEntry.when,
-                MetadataEntry.key,
-                MetadataEntry.value,
-            )
-            .where(MetadataEntry.task.in_(ids))
-            .order_by(MetadataEntry.when)
-            .tuples()
-        ):
+        entries = MetadataEntry.select(
+            MetadataEntry.task,
+            MetadataEntry.id,
+            MetadataEntry.when,
+            MetadataEntry.key,
+            MetadataEntry.value,
+        ).where(_in(MetadataEntry.task, ids))
+        for task_id, *entry in _rows(entries.order_by(MetadataEntry.when)):
             metadata[task_id].append(MetadataEntryView(*entry))
     return [
         TaskView(
             *t,
             log_entries=tuple(logs[t[0]]),
             metadata_entries=tuple(metadata[t[0]]),
-            log_entry_count=counts.get(t[0], 0),
+            log_entry_count=count,
         )
-        for t in tasks
+        for *t, count in tasks
     ]
 
 
@@ -342,38 +390,66 @@ def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
     """(task, id, when, source, message) of each attempt's newest log entries, oldest first:
     at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt.
 
-    Entries are ranked without reading their messages; only the newest few are measured.
+    One statement whose cost follows the entries shown, not the length of the attempts'
+    logs: the index on (task, when, seq) gives each attempt's newest entries, and only
+    those are measured. PostgreSQL reads them with a LATERAL join; SQLite, which has none,
+    takes each attempt's EMBEDDED_LOG_ENTRIES-th newest entry (its `cut_id`, none when
+    it has fewer) and then the entries from there on (all of them when there is no cut).
     """
-    ranked = (
-        LogEntry.select(LogEntry.id, _newest_first(fn.ROW_NUMBER()).alias("rank"))
-        .where(LogEntry.task.in_(list(ids)))
-        .alias("ranked")
-    )
-    newest = LogEntry.select(ranked.c.id).from_(ranked).where(ranked.c.rank <= EMBEDDED_LOG_ENTRIES)
-    sized = (
-        LogEntry.select(
-            LogEntry.id, _newest_first(fn.SUM(fn.LENGTH(LogEntry.message))).alias("chars")
-        )
-        .where(LogEntry.id.in_(newest))
-        .alias("sized")
-    )
-    chosen = LogEntry.select(sized.c.id).from_(sized).where(sized.c.chars <= EMBEDDED_LOG_CHARS)
-    return list(
-        LogEntry.select(
-            LogEntry.task, LogEntry.id, LogEntry.when, LogEntry.source, LogEntry.message
-        )
-        .where(LogEntry.id.in_(chosen))
-        .order_by(LogEntry.task, LogEntry.when, LogEntry.seq, LogEntry.id)
-        .tuples()
-    )
+    if not ids:
+        return []
+    marks = ", ".join(["%s"] * len(ids))
+    if isinstance(db.obj, SqliteDatabase):
+        newest, count = NEWEST_ON_SQLITE, EMBEDDED_LOG_ENTRIES - 1  # an offset
+    else:
+        newest, count = NEWEST_ON_POSTGRESQL, EMBEDDED_LOG_ENTRIES  # a limit
+    sql = NEWEST_LOG_ENTRIES.format(newest=newest).format(ids=marks).replace("%s", db.param)
+    when = LogEntry.when.python_value
+    return [
+        (task_id, entry_id, when(at), source, message)
+        for task_id, entry_id, at, source, message in db.execute_sql(
+            sql, [count, *ids, EMBEDDED_LOG_CHARS]
+        ).fetchall()
+    ]
 
 
-def _newest_first(function: Function) -> Function:
-    """`function` as a window function over each attempt's log entries, newest first."""
-    return function.over(
-        partition_by=[LogEntry.task],
-        order_by=[LogEntry.when.desc(), LogEntry.seq.desc(), LogEntry.id.desc()],
-    )
+NEWEST_LOG_ENTRIES = """
+WITH {newest}
+SELECT task_id, id, "when", source, message FROM (
+    SELECT task_id, id, "when", seq, source, message,
+        SUM(LENGTH(message)) OVER (
+            PARTITION BY task_id ORDER BY "when" DESC, seq DESC, id DESC
+        ) AS chars
+    FROM newest
+) AS sized
+WHERE chars <= %s
+ORDER BY task_id, "when", seq, id
+"""
+NEWEST_ON_POSTGRESQL = """newest AS (
+    SELECT t.id AS task_id, e.id, e."when", e.seq, e.source, e.message
+    FROM task AS t CROSS JOIN LATERAL (
+        SELECT x.id, x."when", x.seq, x.source, x.message
+        FROM log_entry AS x WHERE x.task_id = t.id
+        ORDER BY x."when" DESC, x.seq DESC, x.id DESC LIMIT %s
+    ) AS e
+    WHERE t.id IN ({ids})
+)"""
+NEWEST_ON_SQLITE = """a AS MATERIALIZED (
+    SELECT t.id AS task_id, (
+        SELECT x.id FROM log_entry AS x WHERE x.task_id = t.id
+        ORDER BY x."when" DESC, x.seq DESC, x.id DESC LIMIT 1 OFFSET %s
+    ) AS cut_id
+    FROM task AS t WHERE t.id IN ({ids})
+), newest AS (
+    SELECT e.task_id, e.id, e."when", e.seq, e.source, e.message
+    FROM a JOIN log_entry AS e ON e.task_id = a.task_id
+    WHERE a.cut_id IS NULL
+    UNION ALL
+    SELECT e.task_id, e.id, e."when", e.seq, e.source, e.message
+    FROM a JOIN log_entry AS c ON c.id = a.cut_id
+    JOIN log_entry AS e ON e.task_id = a.task_id AND e."when" >= c."when"
+    WHERE (e."when", e.seq, e.id) >= (c."when", c.seq, c.id)
+)"""
 
 
 def log_entries_page(task_id: str, after: str | None, limit: int) -> list[LogEntryView]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from marshmallow import Schema, fields
@@ -48,10 +48,14 @@ RUN = RunView(
 )
 
 
+ELSEWHERE = datetime(2026, 11, 23, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5)))
+
+
 @pytest.mark.parametrize(
     ("schema", "value"),
     [(ProcessSchema(), RUN), (ProcessSchema(), RunView(**{**RUN.__dict__, "tasks": ()}))]
-    + [(TaskSchema(), task) for task in RUN.tasks],
+    + [(TaskSchema(), task) for task in RUN.tasks]
+    + [(ProcessSchema(), RunView(**{**RUN.__dict__, "started_at": ELSEWHERE, "ended_at": WHEN}))],
 )
 def test_a_dumper_equals_its_schema(schema: Schema, value: object) -> None:
     assert dumper(schema)(value) == schema.dump(value)

@@ -69,6 +69,38 @@ def test_the_embedded_entries_stay_within_64_kib(
     assert view["log_entry_count"] == 3
 
 
+@pytest.mark.parametrize(
+    ("seconds", "sizes"),
+    [
+        pytest.param(lambda n: n % 7, lambda n: 10, id="ties-in-time-and-seq"),
+        pytest.param(lambda n: n // 3, lambda n: 2_000 + 37 * n, id="64-kib-within-the-newest-100"),
+    ],
+)
+def test_the_embedded_entries_are_the_newest_of_the_whole_log(
+    app: Flask, client: FlaskClient, task_id: str, seconds: Callable, sizes: Callable
+) -> None:
+    rows = [
+        {"id": str(uuid.uuid4()), "task": task_id, "when": T0 + timedelta(seconds=seconds(n)),
+         "source": "stdout", "message": "m" * sizes(n), "seq": n % 5}
+        for n in range(230)
+    ]  # fmt: skip
+    with gnomon_of(app).database.connection_context():
+        LogEntry.insert_many(rows).execute()
+    whole = client.get(f"/api/tasks/{task_id}/log_entries", query_string={"limit": 1000})
+    newest, chars = [], 0
+    for entry in reversed(whole.get_json()[-100:]):  # the oracle: the log in order, from its end
+        chars += len(entry["message"])
+        if chars > 64 * 1024:
+            break
+        newest.insert(0, entry)
+
+    for path in ("/api/processes", f"/api/tasks/{task_id}"):
+        body = client.get(path).get_json()
+        view = body[0]["task"][0] if path == "/api/processes" else body
+        assert view["log_entries"] == newest
+        assert view["log_entry_count"] == 230
+
+
 def test_pages_read_every_entry_once_in_order(
     app: Flask, client: FlaskClient, task_id: str
 ) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from peewee import Database
+import pytest
+from peewee import Database, SqliteDatabase
 from prometheus_client import CollectorRegistry
 
 from definitions import definition_to_json
 from executor.fake import FakeExecutor
-from scheduler import catalog
+from scheduler import catalog, retention
 from scheduler.engine import SchedulerSettings
 from scheduler.models import AuditEvent, LogEntry, MetadataEntry, Run, Task, TaskReport
 from scheduler.retention import RetentionSettings, prune
@@ -108,3 +109,26 @@ def test_a_started_scheduler_prunes_at_once_and_stops_cleanly(database: Database
         wait_for(lambda: not surviving([old]), 10, "the first retention pass")
     finally:
         scheduler.stop()
+
+
+def test_a_run_with_a_long_log_makes_a_batch_of_its_own(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, long, *rest = [add_run("job", days_ago=60 - i) for i in range(4)]  # oldest first
+    (attempt,) = Task.select(Task.id).where(Task.run == long).tuples()
+    for n in range(4):
+        LogEntry.create(id=str(uuid.uuid4()), task=attempt[0], when=NOW, source="o", message=str(n))
+    batches: list[list[str]] = []
+    delete = retention._delete_runs
+    monkeypatch.setattr(retention, "_delete_runs", lambda ids: batches.append(ids) or delete(ids))
+
+    settings = RetentionSettings(
+        days=30, keep_runs=0, batch=10, batch_log_entries=3, pause_seconds=0
+    )
+    pruned = prune(settings, NOW)
+
+    # 1 entry, then 5 (over 3, but alone in its batch), then 1 + 1
+    assert batches == [[short], [long], rest]
+    assert pruned["log_entries"] == 8
+    if isinstance(database, SqliteDatabase):  # the connection checkpoints by itself again
+        assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
