@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from definitions import definition_to_json
 from executor.fake import FakeExecutor
 from scheduler import catalog, retention
+from scheduler.database import SQLITE_PRAGMAS
 from scheduler.engine import SchedulerSettings
 from scheduler.models import AuditEvent, LogEntry, MetadataEntry, Run, Task, TaskReport
 from scheduler.retention import RetentionSettings, prune
@@ -131,4 +132,5 @@ def test_a_run_with_a_long_log_makes_a_batch_of_its_own(
     assert batches == [[short], [long], rest]
     assert pruned["log_entries"] == 8
     if isinstance(database, SqliteDatabase):  # the connection checkpoints by itself again
-        assert database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        checkpoint = database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert checkpoint == SQLITE_PRAGMAS["wal_autocheckpoint"]
