@@ -268,29 +268,13 @@ def _start_locked(
         for run in active:
             changes.merge(_kill_locked(run, now))
     status = RunStatus.RUNNING if decision is Overlap.START else RunStatus.QUEUED
-    run = _insert_run(row, definition, status, trigger, now, only_task, scheduled_for, values)
+    run = Run.create(**_run_values(row, status, trigger, now, only_task, scheduled_for, values))
     if status is RunStatus.RUNNING:
         changes.started.append(run.id)
         changes.merge(_advance_locked(run, now))
     else:
         changes.queued.append(run.id)
     return run.id, changes
-
-
-def _insert_run(
-    row: Definition,
-    definition: ProcessDefinition,
-    status: RunStatus,
-    trigger: str,
-    now: datetime,
-    only_task: str | None,
-    scheduled_for: datetime | None,
-    parameters: Mapping[str, str],
-) -> Run:
-    """Insert a run carrying its own copy of the definition and its parameter values."""
-    return Run.create(
-        **_run_values(row, status, trigger, now, only_task, scheduled_for, parameters)
-    )
 
 
 def _run_values(
@@ -302,7 +286,8 @@ def _run_values(
     scheduled_for: datetime | None,
     parameters: Mapping[str, str],
 ) -> dict[str, object]:
-    """The columns of a new run of definition `row`, by field name."""
+    """The columns of a new run of definition `row` (carrying its own copy of the definition
+    and its parameter values), by field name."""
     return {
         "id": str(uuid.uuid4()),
         "definition_name": row.name,

@@ -83,6 +83,14 @@ def postgres_database(postgres_server: PostgresServer) -> str:
     return postgres_server.create_database()
 
 
+@pytest.fixture
+def own_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database of its own (for processes that outlive a reset), dropped after."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """The database kind under test: `sqlite` or `postgresql`."""

@@ -17,6 +17,7 @@ from scheduler import catalog, runs
 from scheduler.engine import FIRE_BATCH, Engine, SchedulerSettings
 from scheduler.metrics import SchedulerMetrics
 from scheduler.models import Definition, Run, Task
+from tests.app.test_bad_rows import break_time_zone
 from tests.scheduler.factories import cron, make_definition, make_task
 from tests.scheduler.test_races import race
 
@@ -138,14 +139,6 @@ def test_catch_up_runs_of_a_batch_run_one_after_another(database: Database) -> N
     ]
     assert [r.status for r in runs_of("plain")] == ["running"]
     assert Definition.get_by_id("late").next_fire_at == T0 + timedelta(minutes=4)
-
-
-def break_time_zone(name: str) -> None:
-    """A time zone that no longer loads (as after a tzdata update): its plan fails."""
-    row = Definition.get_by_id(name)
-    body = json.loads(row.body)
-    body["schedule"]["cron_schedule"]["time_zone"] = "Atlantis/Capital"
-    Definition.update(body=json.dumps(body)).where(Definition.name == name).execute()
 
 
 def require_parameter(name: str) -> None:

@@ -14,15 +14,12 @@ import pytest
 from peewee import Database
 
 from scheduler import catalog
-from scheduler.database import migrate, open_database
 from scheduler.engine import FIRE_BATCH
 from scheduler.models import Definition, Run, Task
 from scheduler.service import utc_now
 from tests.scheduler.factories import cron, make_definition, make_task
-from tests.support.leaks import session_instance
 from tests.support.live import wait_for
-from tests.support.postgres import PostgresServer
-from tests.support.service import Service
+from tests.support.service import Service, instance_pair
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -30,39 +27,16 @@ COUNT = FIRE_BATCH + 50  # two batches
 
 
 @pytest.fixture
-def database_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A database of its own on the suite's PostgreSQL."""
-    name = postgres_server.create_database()
-    yield postgres_server.url(name)
-    postgres_server.drop_database(name)
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """That database, migrated and bound to `scheduler.models.db` in this process."""
-    db = open_database(database_url)
-    migrate(db)
-    yield db
-    db.close()
+def database_url(own_postgres_url: str) -> str:
+    """The instances' database: one of its own on the suite's PostgreSQL."""
+    return own_postgres_url
 
 
 @pytest.fixture
 def pair(database_url: str, tmp_path: Path) -> Iterator[tuple[Service, Service]]:
     """Instances `a` and `b` on that database, with the in-memory executor, not started."""
-    services = tuple(
-        Service(
-            database_url,
-            f"{session_instance()}-{name}",
-            tmp_path / f"{name}.log",
-            EXECUTOR="fake",
-        )
-        for name in ("a", "b")
-    )
-    try:
+    with instance_pair(database_url, tmp_path, EXECUTOR="fake") as services:
         yield services
-    finally:
-        for service in services:
-            service.stop()
 
 
 def test_two_instances_one_killed_mid_pass_fire_each_due_definition_once(

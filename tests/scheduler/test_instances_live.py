@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 
 from tests.scheduler.test_e2e import definition, statuses, task, tasks_of
-from tests.support.leaks import session_instance
 from tests.support.live import wait_for
-from tests.support.postgres import PostgresServer
-from tests.support.service import Creations, Service
+from tests.support.service import Creations, Service, instance_pair
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
 
@@ -21,11 +19,9 @@ LEASE = "4"  # seconds: short, so that adoption is quick to see
 
 
 @pytest.fixture
-def database_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A database of its own on the suite's PostgreSQL."""
-    name = postgres_server.create_database()
-    yield postgres_server.url(name)
-    postgres_server.drop_database(name)
+def database_url(own_postgres_url: str) -> str:
+    """The instances' database: one of its own on the suite's PostgreSQL."""
+    return own_postgres_url
 
 
 @pytest.fixture
@@ -33,21 +29,9 @@ def pair(
     busybox_image: str, database_url: str, tmp_path: Path, docker_client: Any
 ) -> Iterator[tuple[Service, Service]]:
     """Instances `a` and `b` (session-private names) on one database, not started yet."""
-    services = tuple(
-        Service(
-            database_url,
-            f"{session_instance()}-{name}",
-            tmp_path / f"{name}.log",
-            INSTANCE_LEASE_SECONDS=LEASE,
-            KILL_GRACE_SECONDS="1",
-        )
-        for name in ("a", "b")
-    )
-    try:
+    settings = {"INSTANCE_LEASE_SECONDS": LEASE, "KILL_GRACE_SECONDS": "1"}
+    with instance_pair(database_url, tmp_path, **settings) as services:
         yield services
-    finally:
-        for service in services:
-            service.stop()
 
 
 def wait_idle(service: Service, name: str) -> None:

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.support.leaks import INSTANCE_LABEL, TASK_LABEL
+from tests.support.leaks import INSTANCE_LABEL, TASK_LABEL, session_instance
 from tests.support.live import free_port, wait_for
 
 
@@ -108,3 +109,20 @@ class Creations:
         self._stream.close()
         self._thread.join(timeout=10)
         return self.counts
+
+
+@contextmanager
+def instance_pair(
+    database_url: str, logs: Path, **settings: str
+) -> Iterator[tuple[Service, Service]]:
+    """Instances `a` and `b` (session-private names) on one database, not started yet;
+    stopped at the end."""
+    services = tuple(
+        Service(database_url, f"{session_instance()}-{name}", logs / f"{name}.log", **settings)
+        for name in ("a", "b")
+    )
+    try:
+        yield services
+    finally:
+        for service in services:
+            service.stop()
