@@ -15,6 +15,7 @@ from executor.connection import ENGINE_GONE
 from executor.docker.attempts import Attempt, Exit
 from executor.docker.output import OutputReader
 from executor.docker.runtime import Runtime
+from executor.oom import oom_reported
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,14 @@ class Finisher:
 
     def _oom_seen_late(self, attempt: Attempt, exit_: Exit) -> Exit:
         """A SIGKILL not ours and not marked out of memory is asked about once more, after
-        the output was read: the engine may mark OOMKilled some time after the exit (its OOM
-        event and the exit travel apart under cgroup v2)."""
+        the output was read, with the engine's `oom` events (see `executor.oom`)."""
         if exit_.code != _SIGKILLED or exit_.oom_killed or attempt.kill_reason is not None:
             return exit_
         assert attempt.container_id is not None
-        state = self._rt.engine.state(attempt.container_id)
-        if state is None or not state.get("OOMKilled"):
+        state = self._rt.engine.state(attempt.container_id) or {}
+        since = exit_.started_at or attempt.started_at
+        api, now = self._rt.engine.api(), self._rt.clock()
+        if not oom_reported(api, attempt.container_id, state, since, now):
             return exit_
         return dataclasses.replace(exit_, oom_killed=True)
 

@@ -32,6 +32,7 @@ from executor.base import (
 from executor.connection import ENGINE_GONE, UNREACHABLE, explain
 from executor.labels import LABEL_INSTANCE, LABEL_TASK_ID
 from executor.logs import AttemptLog
+from executor.oom import oom_reported
 from executor.recovery import Recovery
 from executor.reporting import Reporter
 from executor.swarm.connection import Manager
@@ -348,7 +349,7 @@ class SwarmExecutor:
             return self._lost(attempt, "task lost: its service was removed")
         if status.state == "rejected":
             attempt.log.note(f"the swarm rejected the task: {status.error}")
-        oom = status.exit_code == _SIGKILLED and self._oom_killed(status)
+        oom = status.exit_code == _SIGKILLED and self._oom_killed(status, attempt.started_at)
         return task_outcome(attempt.spec, status, attempt.started_at, oom, self._clock())
 
     def _read_rest(self, attempt: _Attempt) -> None:
@@ -358,17 +359,18 @@ class SwarmExecutor:
         )
         output.finish(self._manager.api())
 
-    def _oom_killed(self, status: TaskStatus) -> bool:
+    def _oom_killed(self, status: TaskStatus, started_at: datetime | None) -> bool:
         """Whether the engine the manager runs on saw the container killed out of memory.
 
         Swarm's task status does not say; the container can be inspected only when
         it ran on the manager's own node (always so on a one-node swarm).
         """
+        api = self._manager.api()
         try:
-            state = self._manager.api().inspect_container(status.container_id)["State"]
+            state = api.inspect_container(status.container_id)["State"]
+            return oom_reported(api, status.container_id, state, started_at, self._clock())
         except APIError:
             return False
-        return bool(state.get("OOMKilled"))
 
     def _killed(self, attempt: _Attempt, status: TaskStatus | None) -> Outcome:
         ran = status is not None and status.state in FINAL_STATES and status.ran
