@@ -5,7 +5,7 @@
 One container prints `--lines` numbered lines of 100 bytes (83,887: 8 MiB).
 
 - **Stored**: the app (SQLite, Docker executor, scheduler on) runs it as a one-task
-  definition with the default 64 MiB cap; from the trigger to the run's outcome seen
+  definition with the default 10 MiB cap; from the trigger to the run's outcome seen
   in the database (polled every 20 ms), with every line stored (counted in the database).
 - **Executor alone**: DockerExecutor with a listener that only counts; start() to outcome.
 - **Bare**: the Docker SDK runs the container, waits for it, and reads its whole
