@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict, namedtuple
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from peewee import (
     SQL,
@@ -22,6 +23,7 @@ from peewee import (
 
 from definitions import definition_from_json, mask_secret_values
 from definitions.run_inputs import output_name
+from scheduler.bulk import converted
 from scheduler.errors import NotFound
 from scheduler.models import (
     AuditEvent,
@@ -249,7 +251,7 @@ def _same_attempt(newest: ModelSelect) -> object:
     return (Task.task_name == newest.c.task_name) & (Task.attempt == newest.c.attempt)
 
 
-def _rows(query: ModelSelect) -> list[tuple]:
+def _rows(query: ModelSelect) -> list[Sequence[Any]]:
     """`query.tuples()`, fetched at once, with only the values that need it converted:
     peewee's iterator calls a field's python_value on every value of every row, but the
     drivers give strings and integers as they are."""
@@ -260,15 +262,7 @@ def _rows(query: ModelSelect) -> list[tuple]:
         if isinstance(column, Field) and not isinstance(column, AS_STORED)
     ]
     rows = db.execute_sql(sql, params).fetchall()
-    if not convert:
-        return rows
-    converted = []
-    for row in rows:
-        values = list(row)
-        for i, python_value in convert:
-            values[i] = python_value(values[i])
-        converted.append(tuple(values))
-    return converted
+    return converted(rows, convert) if convert else rows
 
 
 AS_STORED = (CharField, TextField, IntegerField, ForeignKeyField)  # read as the driver gives
