@@ -117,6 +117,9 @@ class EntryLedger:
         self._filled: dict[str, array[int]] = {}  # from full reads, ascending per source
         # Per source the live stream repeats: how many entries of its last time came again.
         self._replayed: dict[str, int] = {}
+        # Per source, of the entries of its newest time: the first one's data, and whether
+        # the last one ended a line.
+        self._newest: dict[str, tuple[bytes, bool]] = {}
 
     def last(self, source: str) -> int | None:
         """The time of the newest entry taken from `source`."""
@@ -128,28 +131,38 @@ class EntryLedger:
         lasts = [taken[-1] for taken in self._taken.values() if taken]
         return min(lasts) if lasts else None
 
-    def take_live(self, source: str, nanos: int) -> bool:
+    def take_live(self, source: str, nanos: int, data: bytes) -> bool:
         """From a live stream: True (and remembered) if this entry was not taken yet.
 
         Equal times are normal (a long line comes in several entries of one
-        time); a time older than the last means the stream repeats itself.
+        time); a time older than the last means the stream repeats itself, and so
+        does the newest time's first entry once more after a whole line of that
+        time (the engine starts a log file over where it was rotated).
         """
         taken = self._taken.setdefault(source, array("q"))
         last = taken[-1] if taken else None
         if last is None or nanos > last:
             self._replayed.pop(source, None)
+            self._newest[source] = (data, False)
         elif nanos < last:
             self._replayed[source] = 0
             return False
-        elif source in self._replayed:
-            self._replayed[source] += 1
+        elif source in self._replayed or self._starts_over(source, data):
+            self._replayed[source] = self._replayed.get(source, 0) + 1
             if self._replayed[source] <= len(taken) - bisect.bisect_left(taken, nanos):
                 return False
             del self._replayed[source]
+        self._newest[source] = (self._newest[source][0], data.endswith(b"\n"))
         taken.append(nanos)
         return True
 
-    def rereader(self) -> Callable[[str, int], bool]:
+    def _starts_over(self, source: str, data: bytes) -> bool:
+        """Whether an entry of the newest time repeats the first of that time, which a line
+        ended already: the same entry again, not the next piece of a long line."""
+        first, line_ended = self._newest[source]
+        return line_ended and data == first
+
+    def rereader(self) -> Callable[[str, int, bytes], bool]:
         """For one full read in order: True (and remembered) for each entry not taken yet.
 
         A full read broken off and started again yields each entry once overall:
@@ -157,7 +170,7 @@ class EntryLedger:
         """
         current: dict[str, tuple[int, int]] = {}  # per source: the time read last, how often
 
-        def is_new(source: str, nanos: int) -> bool:
+        def is_new(source: str, nanos: int, _data: bytes) -> bool:
             previous, count = current.get(source, (-1, 0))
             count = count + 1 if nanos == previous else 1
             current[source] = (nanos, count)
@@ -300,7 +313,7 @@ class AttemptLog:
 def store_entries(
     attempt_log: AttemptLog,
     frames: Iterable[tuple[int, bytes]],
-    is_new: Callable[[str, int], bool],
+    is_new: Callable[[str, int, bytes], bool],
     text: Callable[[bytes], bytes] = lambda data: data,
 ) -> None:
     """Feed the timestamped entries `is_new` accepts to `attempt_log`, until its cap.
@@ -310,7 +323,7 @@ def store_entries(
     for stream_id, payload in frames:
         source = STREAM_SOURCES.get(stream_id, "stdout")
         nanos, data = split_timestamp(payload)
-        if nanos is not None and not is_new(source, nanos):
+        if nanos is not None and not is_new(source, nanos, data):
             continue
         when = nanos_time(nanos) if nanos is not None else None
         if not attempt_log.feed(source, when, text(data)):

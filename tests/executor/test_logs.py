@@ -8,6 +8,7 @@ import tarfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -158,11 +159,43 @@ def test_nanos_are_exact() -> None:
 
 def test_ledger_drops_a_live_replay_and_keeps_equal_times() -> None:
     ledger = EntryLedger()
-    live = [("stdout", 1), ("stdout", 2), ("stdout", 2), ("stderr", 1)]  # a long line: two 2s
-    replay = [("stdout", 1), ("stdout", 2), ("stdout", 2), ("stdout", 3)]
+    live = [  # a long line: two pieces of one time
+        ("stdout", 1, b"a\n"),
+        ("stdout", 2, b"b" * 16),
+        ("stdout", 2, b"b\n"),
+        ("stderr", 1, b"c\n"),
+    ]
+    replay = [("stdout", 1, b"a\n"), ("stdout", 2, b"b" * 16), ("stdout", 2, b"b\n")]
+    replay += [("stdout", 3, b"d\n")]
     taken = [entry for entry in live + replay if ledger.take_live(*entry)]
-    assert taken == [*live, ("stdout", 3)]
+    assert taken == [*live, ("stdout", 3, b"d\n")]
     assert (ledger.last("stdout"), ledger.oldest_last()) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    "newest",
+    [
+        [(5, b"e\n")],
+        [(5, b"e" * 16), (5, b"e\n")],  # a long line
+        [(5, b"e\n"), (5, b"f\n")],  # two lines of one time (a coarse clock)
+    ],
+)
+def test_ledger_drops_a_live_replay_that_starts_at_the_newest_time(
+    newest: list[tuple[int, bytes]],
+) -> None:
+    """The engine starts a rotated log file over: the replay's first entry can be the last
+    one taken, of the same time (seen on Engine 20.10: ..., 5923, 5923, 5924, ...)."""
+    ledger = EntryLedger()
+    live = [(4, b"d\n"), *newest]
+    replay = [*newest, (6, b"g\n")]
+    taken = [entry for entry in live + replay if ledger.take_live("stdout", *entry)]
+    assert taken == [*live, (6, b"g\n")]
+
+
+def test_ledger_takes_a_long_lines_equal_pieces() -> None:
+    ledger = EntryLedger()
+    pieces = [(5, b"e" * 16), (5, b"e" * 16), (5, b"e\n")]
+    assert [piece for piece in pieces if ledger.take_live("stdout", *piece)] == pieces
 
 
 @given(st.lists(st.integers(0, 5), max_size=40), st.data())
@@ -174,11 +207,11 @@ def test_ledger_full_read_yields_exactly_what_the_live_stream_skipped(
     start = data.draw(st.integers(0, len(entries)))
     end = data.draw(st.integers(start, len(entries)))
     ledger = EntryLedger()
-    for nanos in entries[:start] + entries[end:]:
-        assert ledger.take_live("stdout", nanos)
+    for index in [*range(start), *range(end, len(entries))]:
+        assert ledger.take_live("stdout", entries[index], f"{index}\n".encode())
     broken_at = data.draw(st.integers(0, len(entries)))
     first = ledger.rereader()  # a full read that breaks off, then one that reads it all
-    got = [n for n in entries[:broken_at] if first("stdout", n)]
+    got = [n for n in entries[:broken_at] if first("stdout", n, b"")]
     again = ledger.rereader()
-    got += [n for n in entries if again("stdout", n)]
+    got += [n for n in entries if again("stdout", n, b"")]
     assert sorted(got) == entries[start:end]
