@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import peewee
 from peewee import CharField, Field, ForeignKeyField, SqliteDatabase, TextField
 from psycopg2.extras import execute_batch, execute_values
 
-from scheduler.models import db
+from scheduler.models import UTCDateTimeField, db
 
 PAGE_ROWS = 1000  # rows per statement on PostgreSQL
 _COUNTER_BITS = 32  # the low bits of a batch's ids count up from zero
@@ -83,9 +84,28 @@ def _insert(fields: Sequence[Field], rows: Iterable[Sequence[Any]], conflict: st
 
 
 def _db_values(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
-    """`rows` with each value through its field's db_value (text fields' strings as they are)."""
-    convert = [(i, field.db_value) for i, field in enumerate(fields) if not _is_text(field)]
+    """`rows` with each value through its field's db_value (text fields' strings as they are;
+    on SQLite, times straight to the text the driver would make of db_value's)."""
+    sqlite = isinstance(db.obj, SqliteDatabase)
+    convert = [
+        (i, sqlite_time if sqlite and isinstance(field, UTCDateTimeField) else field.db_value)
+        for i, field in enumerate(fields)
+        if not _is_text(field)
+    ]
     return converted(rows, convert)
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A time as SQLite stores it: the ISO text of the naive UTC time (what the driver's
+    adapter makes of UTCDateTimeField.db_value's), in one step instead of three and a call
+    from the driver, which for a batch of output lines was a third of storing them."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.isoformat(" ")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ")[:-6]  # without its "+00:00"
 
 
 def converted(

@@ -20,6 +20,7 @@ from urllib3.exceptions import ProtocolError
 
 from executor.base import EngineUnavailable
 from executor.connection import UNREACHABLE, Connection
+from executor.docker.chunked import raw_reader
 from executor.docker.settings import DockerSettings
 from executor.logs import parse_timestamp, read_frames
 
@@ -116,7 +117,7 @@ class Engine(Connection):
         url = api._url("/containers/{0}/logs", container_id)
         response = api._get(url, params=params, stream=True, timeout=None)
         api._raise_for_status(response)
-        return CancellableStream(iter(()), response), read_frames(response.raw.read1)
+        return CancellableStream(iter(()), response), read_frames(raw_reader(response))
 
     def archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of `path` in the container."""
