@@ -1,24 +1,30 @@
-"""Many console users: API reads and log streams while containers run, post callbacks
+"""Many console users: page reads and log streams while containers run, post callbacks
 and a DAG steps on.
 
     .venv/bin/python -m bench.load [--seconds 30 --clients 50 --streams 20 --containers 16]
+                                   [--reads console|api]
 
 A real `gnomon serve` (SQLite, Docker executor, host networking, on loopback) runs
 `--containers` busybox containers that print a line and post a log entry through
 the shell helper `gnomon-task` four times a second. Meanwhile, for `--seconds`:
 
-- `--clients` readers each model a console user: a page's reads, `GET
-  /api/processes?max_records=20`, a run `GET /api/processes/{id}` and an attempt with
-  its log `GET /api/tasks/{id}`, then a wait of the console's own refresh period
-  (`POLL_MS` in app/static/console.js) before the next round, starting at random
+- `--clients` readers each take a round of reads, then wait the console's own refresh
+  period (`POLL_MS` in app/static/console.js) before the next, starting at random
   offsets. Without the wait, threads that read back to back measure the server's
-  saturation (p99 = queue length x service time), not what users see;
+  saturation (p99 = queue length x service time), not what users see. With `--reads
+  console` (the default) a reader is a console user: what the console's script fetches
+  on a refresh of the runs page and of a run's page (`/?partial=1`, `/runs/{id}?partial=1`)
+  and a page of an attempt's log (`GET /api/tasks/{id}/log_entries?limit=100`). With
+  `--reads api` it is a Sundial API client: `GET /api/processes?max_records=20`, a run
+  `GET /api/processes/{id}` and an attempt `GET /api/tasks/{id}`, each attempt in them
+  with its newest 100 log entries (a run of the 16 talkers is ~210 KB of JSON);
 - `--streams` followers each read a running attempt's log stream, `GET
   /api/tasks/{id}/log_stream` (server-sent events, as the console's live log does),
   reconnecting with `Last-Event-ID` if it breaks;
 - a chain of `--chain` no-op tasks runs again and again; its DAG step (a task's start
   minus its upstream's end, as the API shows them) is compared with the same chain
-  run twice alone just before (the baseline).
+  run twice alone just before (the baseline). Beside it, the engine's own part: the
+  SDK's start of a created container, timed alone before and between chain runs.
 
 The server is configured for that many streams (`GNOMON_LOG_STREAMS_MAX`); the rest
 of its settings are the defaults.
@@ -29,8 +35,9 @@ delay of streamed output lines (received minus the line's time), callbacks refus
 `gnomon-task log` that gave up, counted from the containers' stderr), callback
 entries missing from the store (counted through `GET /api/tasks/{id}/log_entries`,
 page by page: the attempt's view embeds only its newest entries), DAG step p50
-loaded / idle. Bounded: it stops after `--seconds` plus at most a minute of waiting
-for the talkers, and removes its containers.
+loaded / idle and the engine's container start p50 loaded / idle. Bounded: it stops
+after `--seconds` plus at most a minute of waiting for the talkers, and removes its
+containers.
 """
 
 from __future__ import annotations
@@ -86,8 +93,8 @@ class Reads:
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, session: requests.Session, url: str, **params: Any) -> Any:
-        """GET `url`, noting its latency or its failure; the JSON body or None."""
+    def get(self, session: requests.Session, url: str, **params: Any) -> None:
+        """GET `url`, noting its latency or its failure."""
         started = time.perf_counter()
         try:
             response = session.get(url, params=params, timeout=30)
@@ -100,7 +107,6 @@ class Reads:
             self.times.append(elapsed)
             if not ok:
                 self.errors.append(problem if response is None else str(response.status_code))
-        return response.json() if ok else None
 
 
 @dataclass
@@ -198,16 +204,46 @@ def _time(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def reader(url: str, reads: Reads, runs: list[str], stop: threading.Event, period: float) -> None:
-    """One console user until `stop`: a page's reads (run list, a run, an attempt with its
-    log), then `period` seconds until the next; the first round at a random offset."""
+Attempts = dict[str, list[str]]  # the attempt ids of each run a reader may open
+
+
+def console_round(
+    session: requests.Session, url: str, reads: Reads, attempts: Attempts, rng: random.Random
+) -> None:
+    """What the console's script fetches on a refresh of each page a user has open: the
+    runs page and a run's page (their live parts), and a page of an attempt's log."""
+    run_id = rng.choice(list(attempts))
+    reads.get(session, f"{url}/", partial=1)
+    reads.get(session, f"{url}/runs/{run_id}", partial=1)
+    if attempts[run_id]:
+        task_id = rng.choice(attempts[run_id])
+        reads.get(session, f"{url}/api/tasks/{task_id}/log_entries", limit=100)
+
+
+def api_round(
+    session: requests.Session, url: str, reads: Reads, attempts: Attempts, rng: random.Random
+) -> None:
+    """A Sundial API client's reads: the run list, a run and an attempt (each with its
+    attempts' newest 100 log entries embedded, as the API shows them)."""
+    run_id = rng.choice(list(attempts))
+    reads.get(session, f"{url}/api/processes", max_records=20)
+    reads.get(session, f"{url}/api/processes/{run_id}")
+    if attempts[run_id]:
+        reads.get(session, f"{url}/api/tasks/{rng.choice(attempts[run_id])}")
+
+
+ROUNDS = {"console": console_round, "api": api_round}
+
+
+def reader(
+    url: str, reads: Reads, rounds: str, attempts: Attempts, stop: threading.Event, period: float
+) -> None:
+    """One reader until `stop`: a round of `rounds` reads, then `period` seconds until the
+    next; the first round at a random offset."""
     session, rng = requests.Session(), random.Random()
     stop.wait(rng.uniform(0, period))
     while not stop.is_set():
-        reads.get(session, f"{url}/api/processes", max_records=20)
-        run = reads.get(session, f"{url}/api/processes/{rng.choice(runs)}")
-        if run and run["task"]:
-            reads.get(session, f"{url}/api/tasks/{rng.choice(run['task'])['task_id']}")
+        ROUNDS[rounds](session, url, reads, attempts, rng)
         stop.wait(period)
 
 
@@ -271,6 +307,22 @@ def remove_containers(instance: str) -> None:
     client.close()
 
 
+def engine_starts(engine: docker.DockerClient, count: int) -> list[float]:
+    """The engine's own part of a DAG step, measured with the SDK: `count` times, the
+    time (ms) to start a created container of the test image."""
+    times = []
+    for _ in range(count):
+        container = engine.containers.create(IMAGE, ["true"], network_mode="host")
+        try:
+            began = time.perf_counter()
+            container.start()
+            times.append(1000 * (time.perf_counter() - began))
+            container.wait(timeout=60)
+        finally:
+            container.remove(force=True)
+    return times
+
+
 def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     """The loaded phase: readers, followers, talkers and chain runs."""
     url, session = served.url, requests.Session()
@@ -280,13 +332,18 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     idle = steps(run_to_end(session, url, "chain", 120)) + steps(
         run_to_end(session, url, "chain", 120)
     )
+    engine = docker.from_env()
+    engine_idle = engine_starts(engine, 10)
     run_path = session.post(f"{url}/api/process_definitions/talkers/trigger").headers["Location"]
     running = wait_running(session, url, run_path, args.containers)
-    runs = [r["process_id"] for r in session.get(f"{url}/api/processes").json()]
+    attempts = {
+        run["process_id"]: [task["task_id"] for task in run["task"]]
+        for run in session.get(f"{url}/api/processes").json()
+    }
     reads, streams, stop = Reads(), Streams(), threading.Event()
     period = console_period()
     threads = [
-        threading.Thread(target=reader, args=(url, reads, runs, stop, period))
+        threading.Thread(target=reader, args=(url, reads, args.reads, attempts, stop, period))
         for _ in range(args.clients)
     ]
     threads += [
@@ -295,11 +352,12 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
     ]
     for thread in threads:
         thread.start()
-    started, loaded = time.monotonic(), []
+    started, loaded, engine_loaded = time.monotonic(), [], []
     cpu, own = cpu_seconds(served.process.pid), time.process_time()
     try:
         while time.monotonic() - started < args.seconds - 5:
             loaded += steps(run_to_end(session, url, "chain", 120))
+            engine_loaded += engine_starts(engine, 2)
         time.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
         elapsed = time.monotonic() - started
         cores = (cpu_seconds(served.process.pid) - cpu) / elapsed
@@ -308,12 +366,15 @@ def load(served: Served, args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         for thread in threads:
             thread.join()
+        engine.close()
     talkers_run = wait_for_end(session, url, run_path, 60)
     return {
         "reads": reads,
         "streams": streams,
         "idle": idle,
         "loaded": loaded,
+        "engine_idle": engine_idle,
+        "engine_loaded": engine_loaded,
         "cores": cores,
         "client_cores": client_cores,
         **callbacks(session, url, talkers_run),
@@ -364,10 +425,16 @@ def measure(
     streams: int = 20,
     containers: int = 16,
     chain_length: int = 6,
+    reads: str = "console",
 ) -> list[Figure]:
     """The load figures."""
     args = argparse.Namespace(
-        seconds=seconds, clients=clients, streams=streams, containers=containers, chain=chain_length
+        seconds=seconds,
+        clients=clients,
+        streams=streams,
+        containers=containers,
+        chain=chain_length,
+        reads=reads,
     )
     instance = f"bench-load-{uuid.uuid4().hex[:8]}"
     env = {
@@ -386,13 +453,14 @@ def measure(
             found = load(served, args)
     finally:
         remove_containers(instance)
-    reads: Reads = found["reads"]
+    seen: Reads = found["reads"]
     flows: Streams = found["streams"]
-    label = f"{clients} readers + {streams} streams + {containers} containers"
+    readers = "console users" if reads == "console" else "API clients"
+    label = f"{clients} {readers} + {streams} streams + {containers} containers"
     return [
-        Figure("load", f"read p99, {label}", percentile(reads.times, 0.99), "ms",
-               baseline=percentile(reads.times, 0.5), target=100),
-        Figure("load", f"read errors of {len(reads.times)}", len(reads.errors), "", target=0),
+        Figure("load", f"read p99, {label}", percentile(seen.times, 0.99), "ms",
+               baseline=percentile(seen.times, 0.5), target=100),
+        Figure("load", f"read errors of {len(seen.times)}", len(seen.errors), "", target=0),
         Figure("load", f"stream errors ({flows.events} events)", len(flows.errors), "", target=0),
         Figure("load", "streamed output line delay p99", percentile(flows.delays, 0.99), "ms",
                baseline=percentile(flows.delays, 0.5)),
@@ -402,6 +470,9 @@ def measure(
         Figure("load", "callback entries missing", found["missing"], "", target=0),
         Figure("load", "DAG step p50, loaded vs idle", percentile(found["loaded"], 0.5), "ms",
                baseline=percentile(found["idle"], 0.5), target=1.5, target_on_ratio=True),
+        Figure("load", "engine's container start p50 (SDK), loaded vs idle",
+               percentile(found["engine_loaded"], 0.5), "ms",
+               baseline=percentile(found["engine_idle"], 0.5)),
     ]  # fmt: skip
 
 
@@ -413,10 +484,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--containers", type=int, default=16)
     parser.add_argument("--chain", type=int, default=6)
+    parser.add_argument("--reads", choices=sorted(ROUNDS), default="console")
     args = parser.parse_args()
-    print(
-        format_table(measure(args.seconds, args.clients, args.streams, args.containers, args.chain))
+    figures = measure(
+        args.seconds, args.clients, args.streams, args.containers, args.chain, args.reads
     )
+    print(format_table(figures))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def test_the_load_benchmark_runs_at_tiny_size(busybox_image: str) -> None:
     assert figures["callback entries missing"].value == 0  # counted page by page
     assert not math.isnan(figures["streamed output line delay p99"].value)  # lines came live
     assert figures["DAG step p50, loaded vs idle"].baseline
+    assert figures["engine's container start p50"].baseline  # the engine's own part
 
 
 def test_a_missed_target_shows_in_the_table() -> None:
