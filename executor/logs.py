@@ -143,11 +143,13 @@ class EntryLedger:
         last = taken[-1] if taken else None
         if last is None or nanos > last:
             self._replayed.pop(source, None)
-            self._newest[source] = (data, False)
-        elif nanos < last:
+            self._newest[source] = (data, data.endswith(b"\n"))
+            taken.append(nanos)
+            return True
+        if nanos < last:
             self._replayed[source] = 0
             return False
-        elif source in self._replayed or self._starts_over(source, data):
+        if source in self._replayed or self._starts_over(source, data):
             self._replayed[source] = self._replayed.get(source, 0) + 1
             if self._replayed[source] <= len(taken) - bisect.bisect_left(taken, nanos):
                 return False
@@ -199,6 +201,8 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Lines completed by `data`."""
+        if data and not self._pending and data.find(b"\n") == len(data) - 1 <= LINE_CHUNK_BYTES:
+            return [data[:-1]]  # one whole line, as the engine sends most: no copying
         lines = []
         *complete, rest = data.split(b"\n")
         for piece in complete:

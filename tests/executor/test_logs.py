@@ -72,6 +72,39 @@ def test_splitter_keeps_every_byte(pieces: list[bytes]) -> None:
     assert len(lines) >= data.count(b"\n")
 
 
+def _reference_lines(data: bytes) -> list[bytes]:
+    """Lines of `data` (the last one even without a newline), each cut into chunks."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    chunks = []
+    for line in lines:
+        while len(line) > LINE_CHUNK_BYTES:
+            chunks.append(line[:LINE_CHUNK_BYTES])
+            line = line[LINE_CHUNK_BYTES:]
+        chunks.append(line)
+    return chunks
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"),
+            st.sampled_from([LINE_CHUNK_BYTES - 1, LINE_CHUNK_BYTES, LINE_CHUNK_BYTES + 1]).map(
+                lambda n: b"x" * n + b"\n"
+            ),
+            st.binary(max_size=300),
+        ),
+        max_size=12,
+    )
+)
+def test_splitter_gives_the_same_lines_whatever_the_pieces(pieces: list[bytes]) -> None:
+    """Whole lines (the engine's usual entry) and any other pieces, mixed."""
+    splitter = LineSplitter()
+    lines = [line for piece in pieces for line in splitter.feed(piece)] + splitter.flush()
+    assert lines == _reference_lines(b"".join(pieces))
+
+
 def test_splitter_chunks_long_lines() -> None:
     splitter = LineSplitter()
     assert splitter.feed(b"a" * 70_000) == [b"a" * LINE_CHUNK_BYTES]
