@@ -28,7 +28,8 @@ def list_processes() -> Response:
             end_time=args.get("end_time"),
             statuses=frozenset(args.get("allowed_statuses", ())),
             limit=args.get("max_records", gnomon().settings["MAX_RECORDS_DEFAULT"]),
-        )
+        ),
+        gnomon().embedded,
     )
     return jsonify([PROCESS(run) for run in runs])
 
@@ -36,7 +37,8 @@ def list_processes() -> Response:
 @bp.get("/<process_id>")
 def get_process(process_id: str) -> Response:
     """One run with its task attempts; 400 if the id is not a UUID, 404 if unknown."""
-    return jsonify(PROCESS(queries.get_run(uuid_param("process_id", process_id))))
+    run = queries.get_run(uuid_param("process_id", process_id), gnomon().embedded)
+    return jsonify(PROCESS(run))
 
 
 @bp.post("/<process_id>/retry")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from peewee import Database
 from prometheus_client import CollectorRegistry
 
+from scheduler.embedded import EmbeddedEntries
 from scheduler.service import Scheduler
 
 EXTENSION_KEY = "gnomon"
@@ -16,12 +17,14 @@ EXTENSION_KEY = "gnomon"
 
 @dataclass(frozen=True)
 class Gnomon:
-    """The app's database, scheduler, metrics registry and validated settings."""
+    """The app's database, scheduler, metrics registry and validated settings, and the log
+    entries its views of attempts embedded lately."""
 
     database: Database
     scheduler: Scheduler
     registry: CollectorRegistry
     settings: Mapping[str, object]
+    embedded: EmbeddedEntries = field(default_factory=EmbeddedEntries)
 
 
 def gnomon() -> Gnomon:

@@ -46,7 +46,8 @@ def list_tasks() -> Response:
             start_time=args.get("start_time"),
             end_time=args.get("end_time"),
             limit=args.get("limit", gnomon().settings["MAX_RECORDS_DEFAULT"]),
-        )
+        ),
+        gnomon().embedded,
     )
     return jsonify([TASK(task) for task in tasks])
 
@@ -54,7 +55,7 @@ def list_tasks() -> Response:
 @bp.get("/<task_id>")
 def get_task(task_id: str) -> Response:
     """One attempt with its log and metadata entries; 404 if unknown."""
-    return jsonify(TASK(queries.get_task(uuid_param("task_id", task_id))))
+    return jsonify(TASK(queries.get_task(uuid_param("task_id", task_id), gnomon().embedded)))
 
 
 @bp.get("/<task_id>/log_entries")

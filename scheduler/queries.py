@@ -24,6 +24,7 @@ from peewee import (
 from definitions import definition_from_json, mask_secret_values
 from definitions.run_inputs import output_name
 from scheduler.bulk import converted
+from scheduler.embedded import EmbeddedEntries, Key
 from scheduler.errors import NotFound
 from scheduler.models import (
     AuditEvent,
@@ -177,16 +178,16 @@ def list_audit(f: AuditFilter) -> list[AuditView]:
     return [AuditView(*row) for row in query.tuples()]
 
 
-def get_run(run_id: str) -> RunView:
-    """The run `run_id` with all its attempts."""
+def get_run(run_id: str, embedded: EmbeddedEntries | None = None) -> RunView:
+    """The run `run_id` with all its attempts (their entries kept in `embedded`, if given)."""
     runs = _rows(Run.select(*RUN_VIEW_FIELDS).where(Run.id == run_id))
     if not runs:
         raise NotFound("process", run_id)
-    return _run_views(runs)[0]
+    return _run_views(runs, embedded)[0]
 
 
-def list_runs(f: RunFilter) -> list[RunView]:
-    """Runs matching `f`, newest first."""
+def list_runs(f: RunFilter, embedded: EmbeddedEntries | None = None) -> list[RunView]:
+    """Runs matching `f`, newest first (their attempts' entries kept in `embedded`)."""
     query = Run.select(*RUN_VIEW_FIELDS).order_by(Run.started_at.desc(), Run.id.desc())
     if f.definition_name is not None:
         query = query.where(Run.definition_name == f.definition_name)
@@ -195,19 +196,19 @@ def list_runs(f: RunFilter) -> list[RunView]:
     query = _within(query, Run.started_at, f.start_time, f.end_time)
     if f.limit is not None:
         query = query.limit(f.limit)
-    return _run_views(_rows(query))
+    return _run_views(_rows(query), embedded)
 
 
-def get_task(task_id: str) -> TaskView:
-    """The attempt `task_id` with its entries."""
-    views = _task_views(Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id))
+def get_task(task_id: str, embedded: EmbeddedEntries | None = None) -> TaskView:
+    """The attempt `task_id` with its entries (kept in `embedded`, if given)."""
+    views = _task_views(Task.select(*TASK_VIEW_FIELDS).where(Task.id == task_id), embedded)
     if not views:
         raise NotFound("task", task_id)
     return views[0]
 
 
-def list_tasks(f: TaskFilter) -> list[TaskView]:
-    """Attempts matching `f`, newest first."""
+def list_tasks(f: TaskFilter, embedded: EmbeddedEntries | None = None) -> list[TaskView]:
+    """Attempts matching `f`, newest first (their entries kept in `embedded`)."""
     query = Task.select(*TASK_VIEW_FIELDS).order_by(Task.created_at.desc(), Task.id.desc())
     if f.definition_name is not None:
         query = query.where(Task.definition_name == f.definition_name)
@@ -218,7 +219,7 @@ def list_tasks(f: TaskFilter) -> list[TaskView]:
     query = _within(query, Task.created_at, f.start_time, f.end_time)
     if f.limit is not None:
         query = query.limit(f.limit)
-    return _task_views(query)
+    return _task_views(query, embedded)
 
 
 def latest_outputs(run_id: str, task_names: Collection[str]) -> dict[str, dict[str, str]]:
@@ -283,14 +284,15 @@ def _within(query: ModelSelect, field: object, start: object, end: object) -> Mo
     return query
 
 
-def _run_views(rows: Sequence[tuple]) -> list[RunView]:
+def _run_views(rows: Sequence[tuple], embedded: EmbeddedEntries | None) -> list[RunView]:
     """Views of runs, given as rows of RUN_VIEW_FIELDS, with their attempts and
     notifications, in five queries whatever their number."""
     runs = [RunRow(*row) for row in rows]
     ids = [run.id for run in runs]
     attempts = Task.select(*TASK_VIEW_FIELDS).where(_in(Task.run, ids))
     by_run: dict[str, list[TaskView]] = defaultdict(list)
-    for view in _task_views(attempts.order_by(Task.created_at, Task.attempt)) if ids else []:
+    ordered = attempts.order_by(Task.created_at, Task.attempt)
+    for view in _task_views(ordered, embedded) if ids else []:
         by_run[view.process_id].append(view)
     deliveries = delivery_views(ids) if ids else {}
     return [run_view(run, by_run[run.id], deliveries.get(run.id, ())) for run in runs]
@@ -348,18 +350,17 @@ def run_view(
     )
 
 
-def _task_views(query: ModelSelect) -> list[TaskView]:
+def _task_views(query: ModelSelect, embedded: EmbeddedEntries | None) -> list[TaskView]:
     """Views of the attempts `query` selects (TASK_VIEW_FIELDS) with their entries (the
-    log's newest only: see EMBEDDED_LOG_ENTRIES) and their number of log entries."""
+    log's newest only: see EMBEDDED_LOG_ENTRIES; those of an attempt whose number of
+    entries has not changed since taken from `embedded`) and their number of log entries."""
     counted = LogEntry.alias("counted")
     count = counted.select(fn.COUNT(SQL("*"))).where(counted.task == Task.id)
     tasks = _rows(query.select_extend(count))
     ids = [t[0] for t in tasks]
-    logs: dict[str, list[LogEntryView]] = defaultdict(list)
+    logs = _embedded_entries([(t[0], t[-1]) for t in tasks], embedded)
     metadata: dict[str, list[MetadataEntryView]] = defaultdict(list)
     if ids:
-        for task_id, *entry in _newest_log_entries(ids):
-            logs[task_id].append(LogEntryView(*entry))
         entries = MetadataEntry.select(
             MetadataEntry.task,
             MetadataEntry.id,
@@ -372,12 +373,33 @@ def _task_views(query: ModelSelect) -> list[TaskView]:
     return [
         TaskView(
             *t,
-            log_entries=tuple(logs[t[0]]),
+            log_entries=logs[t[0]],
             metadata_entries=tuple(metadata[t[0]]),
             log_entry_count=count,
         )
         for *t, count in tasks
     ]
+
+
+def _embedded_entries(
+    keys: Sequence[Key], embedded: EmbeddedEntries | None
+) -> dict[str, tuple[LogEntryView, ...]]:
+    """The entries each attempt's view embeds, by attempt id, for `keys` (attempt id and
+    its number of entries): those `embedded` keeps, the others read (and kept)."""
+    kept = {key: embedded.get(key) for key in keys} if embedded is not None else {}
+    missing = [task_id for task_id, count in keys if kept.get((task_id, count)) is None]
+    read: dict[str, list[LogEntryView]] = defaultdict(list)
+    for task_id, *entry in _newest_log_entries(missing):
+        read[task_id].append(LogEntryView(*entry))
+    found: dict[str, tuple[LogEntryView, ...]] = {}
+    for key in keys:
+        entries = kept.get(key)
+        if entries is None:
+            entries = tuple(read[key[0]])
+            if embedded is not None:
+                embedded.put(key, entries)
+        found[key[0]] = entries
+    return found
 
 
 def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:

@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from peewee import Database
 
+import scheduler.queries as queries
 from scheduler.models import LogEntry, Run, Task
 from tests.app.conftest import gnomon_of
 
@@ -197,3 +198,41 @@ def fill_runs_with_output(database: Database, runs: int, line_bytes: int, lines:
         (lines - 1, line_bytes),
     )
     database.execute_sql("PRAGMA journal_mode=WAL")
+
+
+def test_a_view_read_again_shows_the_entries_added_since(
+    app: Flask, client: FlaskClient, task_id: str
+) -> None:
+    """Views keep an attempt's embedded entries by its number of entries
+    (scheduler.embedded): a new entry, even one timed before the others, shows at once."""
+    ids = add_log(app, task_id, [f"line {n}" for n in range(150)])
+    paths = ("/api/processes", f"/api/tasks/{task_id}", "/api/tasks")
+    for path in paths:
+        client.get(path)
+    assert gnomon_of(app).embedded.get((task_id, 150)) is not None  # kept
+
+    late = str(uuid.uuid4())
+    with gnomon_of(app).database.connection_context():
+        LogEntry.insert(id=late, task=task_id, when=T0 + timedelta(seconds=60, milliseconds=500),
+                        source="stdout", message="late", seq=0).execute()  # fmt: skip
+    for path in paths:
+        body = client.get(path).get_json()
+        view = body[0]["task"][0] if path == "/api/processes" else body
+        view = view[0] if isinstance(view, list) else view
+        assert view["log_entry_count"] == 151
+        assert [e["log_entry_id"] for e in view["log_entries"]] == [*ids[51:61], late, *ids[61:]]
+
+
+def test_an_attempt_read_again_unchanged_is_not_read_from_the_database(
+    app: Flask, client: FlaskClient, task_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_log(app, task_id, [f"line {n}" for n in range(120)])
+    first = client.get(f"/api/tasks/{task_id}").get_json()
+
+    def no_read(ids: list[str]) -> list[tuple]:
+        assert not ids, "the attempt's entries were read again"
+        return []
+
+    monkeypatch.setattr(queries, "_newest_log_entries", no_read)
+    assert client.get(f"/api/tasks/{task_id}").get_json() == first
+    assert client.get("/api/processes").get_json()[0]["task"][0] == first
