@@ -87,7 +87,9 @@ def _chunk_size(line: bytes) -> int:
 def raw_reader(response: Any) -> Callable[[int], bytes]:
     """`read_some(n)` of the body of a streamed `requests` response: the chunked one
     taken apart here, any other through urllib3."""
-    decoded = response.raw._fp  # http.client's response under urllib3's
-    if getattr(decoded, "chunked", False) and decoded.chunk_left is None and decoded.fp:
-        return ChunkedBody(decoded.fp.read1).read_some
+    decoded = getattr(response.raw, "_fp", None)  # http.client's response under urllib3's
+    fresh = getattr(decoded, "chunked", False) and decoded.chunk_left is None  # nothing read
+    connection = getattr(decoded, "fp", None)
+    if fresh and hasattr(connection, "read1"):
+        return ChunkedBody(connection.read1).read_some
     return response.raw.read1  # type: ignore[no-any-return]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from urllib3.exceptions import ProtocolError
 
-from executor.docker.chunked import ChunkedBody
+from executor.docker.chunked import ChunkedBody, raw_reader
 
 
 def encoded(chunks: list[bytes]) -> bytes:
@@ -70,3 +71,39 @@ def test_a_read_of_a_closed_response_is_a_protocol_error() -> None:
 
     with pytest.raises(ProtocolError, match="closed"):
         ChunkedBody(closed).read_some(10)
+
+
+class _Decoded:
+    """http.client's response as urllib3 holds it: chunked or not, over a connection."""
+
+    def __init__(self, chunked: bool, connection: object) -> None:
+        self.chunked, self.chunk_left, self.fp = chunked, None, connection
+
+
+class _Raw:
+    def __init__(self, decoded: _Decoded) -> None:
+        self._fp = decoded
+
+    def read1(self, size: int) -> bytes:
+        return b"through urllib3"
+
+
+class _Response:
+    def __init__(self, decoded: _Decoded) -> None:
+        self.raw = _Raw(decoded)
+
+
+def test_a_fresh_chunked_body_on_a_buffered_connection_is_taken_apart_here() -> None:
+    connection = io.BufferedReader(io.BytesIO(encoded([b"here", b" and there"])))
+    assert body(raw_reader(_Response(_Decoded(True, connection)))) == b"here and there"
+
+
+@pytest.mark.parametrize(
+    ("chunked", "connection"),
+    [
+        (False, io.BufferedReader(io.BytesIO(b"here"))),  # a body framed by its length
+        (True, object()),  # a connection without read1 (another transport)
+    ],
+)
+def test_any_other_body_is_read_through_urllib3(chunked: bool, connection: object) -> None:
+    assert raw_reader(_Response(_Decoded(chunked, connection)))(10) == b"through urllib3"
