@@ -16,7 +16,6 @@ from definitions import (
     definition_from_json,
     definition_to_json,
     has_secret_values,
-    mask_secret_values,
     next_fire_time,
 )
 from scheduler.bulk import insert_rows, update_rows
@@ -25,6 +24,7 @@ from scheduler.models import AuditEvent, Definition, DefinitionVersion, Run
 from scheduler.secrets import NO_KEY, SecretBox
 from scheduler.states import ACTIVE_RUN
 from scheduler.tx import lock_definition, lock_definitions, write_transaction
+from scheduler.views import wire_json
 
 
 @dataclass(frozen=True)
@@ -144,19 +144,13 @@ def _save(
     return _update(row, definition, body, last_version, writes)
 
 
-def _wire(definition: ProcessDefinition, body: str) -> str:
-    """What GET shows of a stored definition (its `body`): secret values masked."""
-    masked = mask_secret_values(definition)
-    return body if masked is definition else definition_to_json(replace(masked, paused=None))
-
-
 def _create(definition: ProcessDefinition, body: str, version: int, writes: _Writes) -> Saved:
     """Insert a definition that does not exist (its version numbers go on from any old one)."""
     name, now = definition.process_definition_name, writes.now
     next_fire = first_fire(definition, now)
     writes.created.append(
         (name, version, body, bool(definition.paused), next_fire, now, now, writes.actor,
-         _wire(definition, body))
+         wire_json(definition, body))
     )  # fmt: skip
     writes.version(name, version, body)
     writes.audit("create", name, f"version {version}")
@@ -183,7 +177,7 @@ def _update(
     # a changed definition gets a fresh chance to fire: no schedule error
     writes.updated.append(
         (version, body, paused, next_fire, writes.now, writes.actor, None,
-         _wire(definition, body), row.name)
+         wire_json(definition, body), row.name)
     )  # fmt: skip
     return Saved(row.name, version, "updated")
 

@@ -44,8 +44,14 @@ class DefinitionView:
     @cached_property
     def body(self) -> str:
         """The canonical wire JSON of `masked` (without `paused`), for dumping."""
-        unmasked = self.masked is definition_from_json(self.stored)
-        return self.stored if unmasked else definition_to_json(self.masked)
+        return wire_json(definition_from_json(self.stored), self.stored)
+
+
+def wire_json(definition: ProcessDefinition, body: str) -> str:
+    """What GET shows of `definition` stored as `body` (canonical JSON without `paused`):
+    `body` itself, or its JSON with the secret values masked if it has any."""
+    masked = mask_secret_values(definition)
+    return body if masked is definition else definition_to_json(replace(masked, paused=None))
 
 
 @dataclass(frozen=True)
