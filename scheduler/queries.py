@@ -402,7 +402,7 @@ def _embedded_entries(
     return found
 
 
-def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
+def _newest_log_entries(ids: Sequence[str]) -> list[list[Any]]:
     """(task, id, when, source, message) of each attempt's newest log entries, oldest first:
     at most EMBEDDED_LOG_ENTRIES of them and EMBEDDED_LOG_CHARS of messages per attempt.
 
@@ -420,13 +420,8 @@ def _newest_log_entries(ids: Sequence[str]) -> list[tuple]:
     else:
         newest, count = NEWEST_ON_POSTGRESQL, EMBEDDED_LOG_ENTRIES  # a limit
     sql = NEWEST_LOG_ENTRIES.format(newest=newest).format(ids=marks).replace("%s", db.param)
-    when = LogEntry.when.python_value
-    return [
-        (task_id, entry_id, when(at), source, message)
-        for task_id, entry_id, at, source, message in db.execute_sql(
-            sql, [count, *ids, EMBEDDED_LOG_CHARS]
-        ).fetchall()
-    ]
+    rows = db.execute_sql(sql, [count, *ids, EMBEDDED_LOG_CHARS]).fetchall()
+    return converted(rows, [(2, LogEntry.when.python_value)])
 
 
 NEWEST_LOG_ENTRIES = """
