@@ -103,6 +103,12 @@ def runs_page_url(page: int) -> str:
     return page_url(page)
 
 
+@bp.app_template_global()
+def definitions_page_url(page: int) -> str:
+    """The URL of another page of definitions."""
+    return url_for("console.definitions", page=page) if page else url_for("console.definitions")
+
+
 @bp.get("/definitions")
 def definitions() -> str:
     """Definitions by name, a page at a time, each with its schedule, next and last runs,
