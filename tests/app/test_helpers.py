@@ -146,6 +146,38 @@ def test_log_posts_one_entry_with_the_message_intact(helper: Any, stub: Any) -> 
     assert headers["Content-Type"] == "application/json"
 
 
+@pytest.mark.parametrize(
+    "message", ["loaded 42 rows", "é € 🙂", 'a "quote"', "back\\slash", "tab\there", "del\x7f",
+                "$(date) `id` %s $HOME *"],
+)  # fmt: skip
+def test_each_message_arrives_intact(helper: Any, stub: Any, message: str) -> None:
+    recorder, url = stub
+    assert run(helper, url, "log", message).returncode == 0
+    assert recorder.bodies("log_entries")[0][0]["message"] == message
+
+
+def test_a_plain_report_starts_only_date_and_the_client(tmp_path: Path, stub: Any) -> None:
+    """Cheap enough to call often: no awk, cat or sed for a message with nothing to escape.
+    Under dash (busybox's own shell may run its applets without a new process), every
+    command the helper starts from PATH notes its name."""
+    recorder, url = stub
+    busybox, dash, calls = shutil.which("busybox"), shutil.which("dash"), tmp_path / "calls"
+    if busybox is None or dash is None:
+        pytest.skip("busybox and dash are needed")
+    folder = tmp_path / "noting-bin"
+    folder.mkdir()
+    for applet in BUSYBOX_APPLETS[1:]:
+        (folder / applet).write_text(
+            f'#!{dash}\necho {applet} >>{calls}\nexec {busybox} {applet} "$@"\n'
+        )
+        (folder / applet).chmod(0o755)
+    result = run(([dash, str(SHELL_HELPER)], {"PATH": str(folder)}), url, "log", "hi")
+    assert result.returncode == 0, result.stderr
+    started = [name for name in calls.read_text().split() if name != "wget"]
+    assert started == ["date", "timeout"]  # busybox's timeout may run its own wget
+    assert recorder.bodies("log_entries")[0][0]["message"] == "hi"
+
+
 def test_metadata_posts_one_key_and_value(helper: Any, stub: Any) -> None:
     recorder, url = stub
     assert run(helper, url, "metadata", 'rows "loaded"', "42\n43").returncode == 0
