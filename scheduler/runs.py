@@ -41,7 +41,13 @@ from scheduler.transitions import (
     overlap_decision,
     plan_run,
 )
-from scheduler.tx import lock_definition, lock_definitions, lock_task, write_transaction
+from scheduler.tx import (
+    lock_definition,
+    lock_definitions,
+    lock_task,
+    lock_task_status,
+    write_transaction,
+)
 
 KILLED_REASON = "killed: run was killed"
 
@@ -608,15 +614,14 @@ def _failed_latest(run_id: str) -> list[tuple[str, int]]:
     return [(n, t.attempt) for n, t in latest.items() if t.status == TaskStatus.FAILED]
 
 
-def lock_unended_attempt(task_id: str) -> Task:
-    """The attempt `task_id`, locked so that it cannot end before the transaction does;
+def lock_unended_attempt(task_id: str) -> None:
+    """Lock the attempt `task_id` so that it cannot end before the transaction does;
     NotFound if there is none, Conflict if it has ended (a callback then stores nothing)."""
-    task = lock_task(task_id)
-    if task is None:
+    status = lock_task_status(task_id)
+    if status is None:
         raise NotFound("task", task_id)
-    if task.status in FINAL_TASK:
-        raise Conflict(f"task {task_id} has already ended ({task.status})")
-    return task
+    if status in FINAL_TASK:
+        raise Conflict(f"task {task_id} has already ended ({status})")
 
 
 def record_report(task_id: str, outcome: TaskStatus, actor: str, now: datetime) -> None:

@@ -64,6 +64,15 @@ def lock_task(task_id: str) -> Task | None:
     return _held(Task.select().where(Task.id == task_id))
 
 
+def lock_task_status(task_id: str) -> str | None:
+    """An attempt's status, its row held as `lock_task` holds it (one column: a callback
+    checks only this, many times a second)."""
+    query = Task.select(Task.status).where(Task.id == task_id)
+    if not isinstance(db.obj, SqliteDatabase):
+        query = query.for_update()
+    return query.scalar()
+
+
 def lock_instance(name: str) -> Instance | None:
     """Read an instance's lease row, holding its lock until the transaction ends."""
     return _held(Instance.select().where(Instance.name == name))
