@@ -126,7 +126,7 @@ def stream_events(
     while True:
         since = newest.when - LOOKBACK if newest else None
         with database.connection_context():
-            batch = log_entries_after(task_id, floor, since, sent.keys(), BATCH)
+            batch = log_entries_after(task_id, floor, since, sent.keys(), BATCH, newest)
         events = []
         for cursor, entry in batch.entries:
             newest = max(newest, cursor, key=_order) if newest else cursor

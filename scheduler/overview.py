@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from peewee import Expression
+from peewee import Expression, ModelSelect
 
 from definitions import ProcessDefinition, definition_from_json
 from definitions.run_inputs import output_name
@@ -209,13 +209,22 @@ def latest_metadata(task_ids: Sequence[str]) -> dict[str, dict[str, str]]:
 
 
 def log_entries_after(
-    task_id: str, floor: LogCursor | None, since: datetime | None, skip: Collection[str], limit: int
+    task_id: str,
+    floor: LogCursor | None,
+    since: datetime | None,
+    skip: Collection[str],
+    limit: int,
+    newest: LogCursor | None = None,
 ) -> LogBatch:
     """Up to `limit` entries of attempt `task_id` in (when, seq, id) order: those past
-    `floor`, timed at or after `since`, and not in `skip` (entry ids already sent).
+    `floor`, timed at or after `since`, and not in `skip` (entry ids already sent, which
+    must all be past `floor`, timed at or after `since` and not past `newest`).
 
     `ended` is read before the entries, so a batch that says ended holds everything
     stored up to the attempt's end (its output is stored before the attempt ends).
+    A stream polls with what it sent as `skip`: its entries are counted first, and
+    only the new ones are read when they all come after `newest` (none was stored
+    late with an earlier time); so a poll costs the rows that came since the last.
     """
     ended = attempt_ended(task_id)
     query = LogEntry.select(
@@ -225,13 +234,29 @@ def log_entries_after(
         query = query.where(_past(floor))
     if since is not None:
         query = query.where(LogEntry.when >= since)
-    rows = query.order_by(LogEntry.when, LogEntry.seq, LogEntry.id).limit(limit + len(skip))
+    unsent = query.count() - len(skip) if skip else None
+    if unsent is not None and unsent <= 0:
+        return LogBatch((), ended)
+    if unsent is not None and newest is not None and unsent <= limit:
+        tail = _log_batch(query.where(_past(newest)), unsent + 1, skip, ended)
+        if len(tail.entries) == unsent:
+            return tail
+    return _log_batch(query, limit + len(skip), skip, ended, limit)
+
+
+def _log_batch(
+    query: ModelSelect, rows: int, skip: Collection[str], ended: bool, limit: int | None = None
+) -> LogBatch:
+    """The first `rows` entries of `query` in order, those in `skip` left out (and at most
+    `limit` of the others): ended if the attempt had and nothing is left out for `limit`."""
+    ordered = query.order_by(LogEntry.when, LogEntry.seq, LogEntry.id).limit(rows)
     entries = tuple(
         (LogCursor(when, seq, entry_id), LogEntryView(entry_id, when, source, message))
-        for when, seq, entry_id, source, message in rows.tuples()
+        for when, seq, entry_id, source, message in ordered.tuples()
         if entry_id not in skip
     )
-    return LogBatch(entries[:limit], ended and len(entries) <= limit)
+    kept = entries if limit is None else entries[:limit]
+    return LogBatch(kept, ended and len(entries) == len(kept))
 
 
 def _past(cursor: LogCursor) -> Expression:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -143,6 +144,23 @@ def test_an_entry_stored_late_with_an_earlier_time_is_still_sent(
     assert events.next()["data"]["message"] == "later"
     post_log(app, client, attempt, "earlier", -6)
     assert events.next()["data"]["message"] == "earlier"
+    events.close()
+
+
+def test_a_stream_with_nothing_new_reads_no_rows(
+    app: Flask, client: FlaskClient, attempt: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polling an attempt that printed nothing new counts its entries but reads none of them."""
+    post_log(app, client, attempt, "first", -5)
+    events = open_stream(client, attempt)
+    assert events.next()["data"]["message"] == "first"
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        for _ in range(3):  # each heartbeat comes after at least one more poll
+            assert events.next(skip_heartbeats=False) == {"comment": "heartbeat"}
+    polls = [r.getMessage() for r in caplog.records if 'FROM "log_entry"' in r.getMessage()]
+    assert polls and all("COUNT(" in sql for sql in polls), polls
+    post_log(app, client, attempt, "second", -6)  # stored late, with an earlier time
+    assert events.next()["data"]["message"] == "second"
     events.close()
 
 
