@@ -148,7 +148,7 @@ def test_log_posts_one_entry_with_the_message_intact(helper: Any, stub: Any) -> 
 
 @pytest.mark.parametrize(
     "message", ["loaded 42 rows", "é € 🙂", 'a "quote"', "back\\slash", "tab\there", "del\x7f",
-                "$(date) `id` %s $HOME *"],
+                "a\nb", "$(date) `id` %s $HOME *"],
 )  # fmt: skip
 def test_each_message_arrives_intact(helper: Any, stub: Any, message: str) -> None:
     recorder, url = stub
