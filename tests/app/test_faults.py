@@ -140,8 +140,10 @@ class BrokenCursor:
     def __init__(self, real: sqlite3.Cursor) -> None:
         self.real = real
 
-    def executemany(self, *_args: object) -> None:
-        raise sqlite3.OperationalError("database is locked")
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("INSERT"):
+            raise sqlite3.OperationalError("database is locked")
+        return self.real.execute(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
