@@ -35,9 +35,9 @@ def batch_ids(count: int) -> list[str]:
     A batch's rows then go to one place of the primary key's index instead of one
     random place each, and one random number is drawn instead of `count`.
     """
-    base = uuid.uuid4().int >> _COUNTER_BITS << _COUNTER_BITS
-    texts = (f"{base | i:032x}" for i in range(count))
-    return [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in texts]
+    base = f"{uuid.uuid4().int >> _COUNTER_BITS:024x}"  # the counter is the last 8 hex digits
+    prefix = f"{base[:8]}-{base[8:12]}-{base[12:16]}-{base[16:20]}-{base[20:]}"
+    return [f"{prefix}{i:08x}" for i in range(count)]
 
 
 def insert_ignoring(fields: Sequence[Field], rows: Iterable[Sequence[Any]]) -> None:
@@ -122,6 +122,8 @@ def sqlite_time(value: datetime | None) -> str | None:
     from the driver, which for a batch of output lines was a third of storing them."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # as most are: no offset to ask for
+        return value.isoformat(" ")[:-6]
     if value.tzinfo is None:
         return value.isoformat(" ")
     if value.utcoffset():
