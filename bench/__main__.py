@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import callbacks, definitions
+from bench import busy_thread, callbacks, definitions
 from bench.support import Figure, format_table, percentile
 
 
@@ -88,6 +88,11 @@ def quick_definitions(tiny: bool) -> list[Figure]:
     return definitions.measure(100, 0, 1) if tiny else definitions.measure(1000, 100, 5)
 
 
+def quick_busy_thread(tiny: bool) -> list[Figure]:
+    """bench.busy_thread: 1,000 rows inserted beside a busy thread, 5 times."""
+    return busy_thread.measure(100 if tiny else 1000, 1 if tiny else 5)
+
+
 def quick_output(tiny: bool) -> list[Figure]:
     """bench.executor_output: 8 MiB of 100-byte lines stored, against the bare SDK."""
     from bench.executor_output import measure
@@ -106,6 +111,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "callbacks": quick_callbacks,
     "definitions": quick_definitions,
     "history": history,
+    "busy_thread": quick_busy_thread,
     "executor_overhead": executor_overhead,
     "scheduler_latency": scheduler_latency,
     "executor_output": quick_output,

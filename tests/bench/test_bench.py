@@ -12,11 +12,12 @@ from bench.support import Figure, format_table
 
 @pytest.mark.slow
 def test_the_quick_benchmarks_run_at_tiny_sizes(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["--tiny", "--only", "callbacks,definitions,history"])
+    status = main(["--tiny", "--only", "callbacks,definitions,history,busy_thread"])
 
     table = capsys.readouterr().out
     assert status in (0, 1)  # tiny sizes on a busy machine may miss targets
-    for name in ("log entries stored, gnomon serve over HTTP", "gnomon apply of 100", "p99"):
+    for name in ("log entries stored, gnomon serve over HTTP", "gnomon apply of 100", "p99",
+                 "insert 100 rows beside a busy thread"):  # fmt: skip
         assert name in table
 
 
