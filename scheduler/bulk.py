@@ -5,10 +5,10 @@ log entries); the drivers take the rows as they are, many to a statement: `INSER
 VALUES (…), (…), …` and `UPDATE … FROM (VALUES …)` on SQLite, `execute_values` and
 `execute_batch` on PostgreSQL (its `executemany` is one round trip a row).
 
-Not sqlite3's `executemany`: it lets go of the interpreter lock around
-each row's step and takes it back after, and while another thread is busy in Python
-each taking-back waits for the switch interval (5 ms): 20,000 rows took 110 s beside
-one busy thread, against 0.4 s as statements of 1,000 rows, one wait a statement.
+Not sqlite3's `executemany`: it lets go of the interpreter lock around each row's step
+and takes it back after, and while another thread is busy in Python each taking-back
+waits for the switch interval (5 ms): 20,000 rows took 110 s beside one busy thread,
+against 0.4 s as statements of 1,000 rows, one wait a statement (`bench.busy_thread`).
 """
 
 from __future__ import annotations
