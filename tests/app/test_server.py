@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask, Response
 
-from app.server import http_server
+from app.server import QueueWarnings, http_server
 from tests.support.live import free_port, stop_server
 
 
@@ -72,3 +75,52 @@ def test_a_204_still_closes_when_the_client_asks_or_speaks_http_1_0(
 
     assert answer.startswith((b"HTTP/1.1 204", b"HTTP/1.0 204"))
     assert b"\r\nConnection: close\r\n" in answer
+
+
+def test_queue_warnings_are_thinned_with_a_count() -> None:
+    now = [0.0]
+    thinned = QueueWarnings(60, clock=lambda: now[0])
+
+    def warning(depth: int) -> logging.LogRecord:
+        record = logging.LogRecord("waitress.queue", logging.WARNING, "", 0,
+                                   "Task queue depth is %d", (depth,), None)  # fmt: skip
+        return record if thinned.filter(record) else None  # type: ignore[return-value]
+
+    assert warning(1).getMessage() == "Task queue depth is 1"
+    assert [warning(d) for d in (5, 9, 2)] == [None, None, None]
+    now[0] = 61.0
+    assert warning(3).getMessage() == (
+        "Task queue depth is 3 (and 3 more such warnings since the last, the deepest 9)"
+    )
+    assert warning(4) is None
+
+
+def test_an_overloaded_server_writes_one_queue_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Six requests at once on one thread: waitress warns for each that waits; one is kept."""
+    app = Flask(__name__)
+    app.config.update(SERVE_THREADS=1, SERVE_CONNECTIONS=100)
+    app.add_url_rule("/slow", "slow", lambda: time.sleep(0.2) or "done")
+    chosen = free_port()
+    server = http_server(app, host="127.0.0.1", port=chosen)
+    thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
+    thread.start()
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="waitress.queue"),
+            ThreadPoolExecutor(6) as pool,
+        ):
+            answers = list(pool.map(lambda _: slow_get(chosen), range(6)))
+    finally:
+        stop_server(server, thread)
+    assert answers == [200] * 6
+    warnings = [r for r in caplog.records if r.name == "waitress.queue"]
+    assert [r.getMessage().startswith("Task queue depth is") for r in warnings] == [True]
+
+
+def slow_get(port: int) -> int:
+    """GET /slow on a connection of its own; the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/slow")
+    status = connection.getresponse().status
+    connection.close()
+    return status
