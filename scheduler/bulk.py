@@ -122,11 +122,9 @@ def sqlite_time(value: datetime | None) -> str | None:
     from the driver, which for a batch of output lines was a third of storing them."""
     if value is None:
         return None
-    if value.tzinfo is UTC:  # as most are: no offset to ask for
-        return value.isoformat(" ")[:-6]
     if value.tzinfo is None:
         return value.isoformat(" ")
-    if value.utcoffset():
+    if value.tzinfo is not UTC and value.utcoffset():  # most are UTC: no offset to ask for
         value = value.astimezone(UTC)
     return value.isoformat(" ")[:-6]  # without its "+00:00"
 

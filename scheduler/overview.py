@@ -234,13 +234,14 @@ def log_entries_after(
         query = query.where(_past(floor))
     if since is not None:
         query = query.where(LogEntry.when >= since)
-    unsent = query.count() - len(skip) if skip else None
-    if unsent is not None and unsent <= 0:
-        return LogBatch((), ended)
-    if unsent is not None and newest is not None and unsent <= limit:
-        tail = _log_batch(query.where(_past(newest)), unsent + 1, skip, ended)
-        if len(tail.entries) == unsent:
-            return tail
+    if skip:
+        unsent = query.count() - len(skip)
+        if unsent <= 0:
+            return LogBatch((), ended)
+        if newest is not None and unsent <= limit:
+            tail = _log_batch(query.where(_past(newest)), unsent + 1, skip, ended)
+            if len(tail.entries) == unsent:
+                return tail
     return _log_batch(query, limit + len(skip), skip, ended, limit)
 
 

@@ -67,10 +67,7 @@ def lock_task(task_id: str) -> Task | None:
 def lock_task_status(task_id: str) -> str | None:
     """An attempt's status, its row held as `lock_task` holds it (one column: a callback
     checks only this, many times a second)."""
-    query = Task.select(Task.status).where(Task.id == task_id)
-    if not isinstance(db.obj, SqliteDatabase):
-        query = query.for_update()
-    return query.scalar()
+    return _locking(Task.select(Task.status).where(Task.id == task_id)).scalar()
 
 
 def lock_instance(name: str) -> Instance | None:
@@ -79,11 +76,14 @@ def lock_instance(name: str) -> Instance | None:
 
 
 def _held(query: ModelSelect) -> Model | None:
-    """The one row of `query`, locked until the transaction ends (SQLite's IMMEDIATE
+    """The one row of `query`, locked until the transaction ends."""
+    return _locking(query).get_or_none()
+
+
+def _locking(query: ModelSelect) -> ModelSelect:
+    """`query`, its rows locked until the transaction ends once read (SQLite's IMMEDIATE
     transaction already holds the whole database)."""
-    if not isinstance(db.obj, SqliteDatabase):
-        query = query.for_update()
-    return query.get_or_none()
+    return query if isinstance(db.obj, SqliteDatabase) else query.for_update()
 
 
 @contextmanager
