@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from flask import Flask, Response
 
-from app.server import QueueWarnings, http_server
-from tests.support.live import free_port, stop_server
+from app.server import QueueWarnings
+from tests.support.live import free_port, serving
 
 
 @pytest.fixture
@@ -25,11 +24,8 @@ def port() -> Iterator[int]:
     app.add_url_rule("/empty", "empty", lambda: Response(status=204), methods=["POST"])
     app.add_url_rule("/text", "text", lambda: "hello")
     chosen = free_port()
-    server = http_server(app, host="127.0.0.1", port=chosen)
-    thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
-    thread.start()
-    yield chosen
-    stop_server(server, thread)
+    with serving(app, chosen):
+        yield chosen
 
 
 def ask(connection: http.client.HTTPConnection, path: str, **headers: str) -> tuple[int, bool]:
@@ -101,17 +97,12 @@ def test_an_overloaded_server_writes_one_queue_warning(caplog: pytest.LogCapture
     app.config.update(SERVE_THREADS=1, SERVE_CONNECTIONS=100)
     app.add_url_rule("/slow", "slow", lambda: time.sleep(0.2) or "done")
     chosen = free_port()
-    server = http_server(app, host="127.0.0.1", port=chosen)
-    thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
-    thread.start()
-    try:
-        with (
-            caplog.at_level(logging.WARNING, logger="waitress.queue"),
-            ThreadPoolExecutor(6) as pool,
-        ):
-            answers = list(pool.map(lambda _: slow_get(chosen), range(6)))
-    finally:
-        stop_server(server, thread)
+    with (
+        serving(app, chosen),
+        caplog.at_level(logging.WARNING, logger="waitress.queue"),
+        ThreadPoolExecutor(6) as pool,
+    ):
+        answers = list(pool.map(lambda _: slow_get(chosen), range(6)))
     assert answers == [200] * 6
     warnings = [r for r in caplog.records if r.name == "waitress.queue"]
     assert [r.getMessage().startswith("Task queue depth is") for r in warnings] == [True]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -53,17 +54,28 @@ def trigger_keys(count: int) -> list[tuple[str, str, str, datetime]]:
     return [("load", f"key-{i}", str(uuid.uuid4()), now) for i in range(count)]
 
 
+@contextmanager
+def traced(database: Database) -> Iterator[list[str]]:
+    """The statements SQLite runs while inside (none is noted on PostgreSQL)."""
+    statements: list[str] = []
+    if not isinstance(database, SqliteDatabase):
+        yield statements
+        return
+    database.connection().set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        database.connection().set_trace_callback(None)
+
+
 def test_rows_go_in_statements_of_many_rows(database: Database) -> None:
     """sqlite3's executemany steps once a row, giving the interpreter lock back each time:
     beside a busy thread each row then waited the switch interval. Here a statement
     holds PAGE_ROWS rows (fewer if SQLite's variable limit asks for it), and a row
     already stored is skipped or refused as asked."""
     rows = trigger_keys(2 * PAGE_ROWS + 500)
-    statements: list[str] = []
-    with database.connection_context():
+    with database.connection_context(), traced(database) as statements:
         connection = database.connection()
-        if isinstance(database, SqliteDatabase):
-            connection.set_trace_callback(statements.append)
         with database.atomic():
             insert_rows(TRIGGER_KEY, rows)
         with database.atomic():
@@ -81,22 +93,17 @@ def test_rows_go_in_statements_of_many_rows(database: Database) -> None:
                 insert_rows(TRIGGER_KEY, more)
             assert len([s for s in statements if s.startswith("INSERT")]) == -(-len(more) // 249)
             assert TriggerKey.select().count() == 2 * len(rows)
-            connection.set_trace_callback(None)
 
 
 def test_rows_are_updated_by_their_key_in_pages(database: Database) -> None:
-    statements: list[str] = []
     with database.connection_context():
         with database.atomic():
             insert_rows(TRIGGER_KEY, trigger_keys(PAGE_ROWS + 500))
         ids = [row.id for row in TriggerKey.select(TriggerKey.id).order_by(TriggerKey.id)]
-        if isinstance(database, SqliteDatabase):
-            database.connection().set_trace_callback(statements.append)
-        with database.atomic():
+        with traced(database) as statements, database.atomic():
             update_rows([TriggerKey.run_id, TriggerKey.key], TriggerKey.id,
                         [(f"run-{i}", f"new-{i}", i) for i in ids[1:]])  # fmt: skip
         if isinstance(database, SqliteDatabase):
-            database.connection().set_trace_callback(None)
             assert len([s for s in statements if s.startswith("UPDATE")]) == 2
         stored = {row.id: (row.run_id, row.key) for row in TriggerKey.select()}
     assert stored[ids[0]][1] == "key-0"  # not in the update

@@ -99,17 +99,26 @@ def live_service(database_url: str, **config: Any) -> Iterator[LiveService]:
         **config,
     }
     app = create_app(settings)
+    with serving(app, port):
+        scheduler = app.extensions[EXTENSION_KEY].scheduler
+        if settings.get("SCHEDULER_ENABLED", True):
+            scheduler.start()
+        try:
+            with requests.Session() as http:
+                yield LiveService(url, app, http)
+        finally:
+            scheduler.stop()
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[None]:
+    """While inside, `gnomon serve`'s waitress server serves `app` on 127.0.0.1:`port`."""
     server = http_server(app, host="127.0.0.1", port=port)
     thread = threading.Thread(target=server.run, name="live-waitress", daemon=True)
     thread.start()
-    scheduler = app.extensions[EXTENSION_KEY].scheduler
-    if settings.get("SCHEDULER_ENABLED", True):
-        scheduler.start()
     try:
-        with requests.Session() as http:
-            yield LiveService(url, app, http)
+        yield
     finally:
-        scheduler.stop()
         stop_server(server, thread)
 
 
